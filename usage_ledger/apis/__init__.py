@@ -1,0 +1,33 @@
+"""One module per API shape. Each has `recognise(method, path, body)` and a `TRACKER` class.
+
+Adding an API shape: write its module and list it here.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from . import anthropic_messages, gemini, ollama, openai_chat, openai_embeddings, openai_responses
+from .base import Recognised, Tracker
+
+SHAPES: tuple[ModuleType, ...] = (
+    openai_chat,
+    openai_responses,
+    openai_embeddings,
+    anthropic_messages,
+    gemini,
+    ollama,
+)
+
+
+def recognise(method: str, path: str, body: dict[str, Any] | None) -> tuple[Recognised, type[Tracker]] | None:
+    """The API shape of a request, or None when it is not a billable LLM call."""
+    for shape in SHAPES:
+        found = shape.recognise(method, path, body)
+        if found is not None:
+            return found, shape.TRACKER
+    return None
+
+
+__all__ = ["Recognised", "Tracker", "recognise", "SHAPES"]

@@ -1,0 +1,66 @@
+"""Anthropic Messages (`/v1/messages`; Vertex AI's `:rawPredict` / `:streamRawPredict`).
+
+`message_start` carries the input and cache counts, each `message_delta` the cumulative output
+and, in newer streams, final input and cache counts that replace the start's. Fields are
+replaced, never added. Anthropic's `input_tokens` excludes cache reads and writes; the ledger's
+includes them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..usage import Usage, add, count
+from .base import Recognised, Tracker, error_message, json_model, wants_stream
+
+_VERTEX_MODEL = re.compile(r"/publishers/anthropic/models/([^/:]+):(stream)?[rR]awPredict$")
+
+
+def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:
+    if method != "POST" or body is None:
+        return None
+    if path.endswith("/v1/messages"):
+        return Recognised("anthropic-messages", json_model(body), wants_stream(body), body)
+    vertex = _VERTEX_MODEL.search(path)
+    if vertex:
+        stream = bool(vertex.group(2)) or wants_stream(body)
+        return Recognised("anthropic-messages", vertex.group(1), stream, body)
+    return None
+
+
+class MessagesTracker(Tracker):
+    USAGE_HINT = re.compile(rb'"usage"|"type"\s*:\s*"error"')
+
+    def on_object(self, obj: dict[str, Any], event: str | None) -> None:
+        kind = obj.get("type")
+        if kind == "message_start" and isinstance(obj.get("message"), dict):
+            obj = obj["message"]
+            kind = "message"
+        if kind == "message":
+            self.note_model(obj.get("model"))
+            if isinstance(obj.get("usage"), dict):
+                self.raw_usage = dict(obj["usage"])
+        elif kind == "message_delta" and isinstance(obj.get("usage"), dict):
+            merged = dict(self.raw_usage or {})
+            merged.update((k, v) for k, v in obj["usage"].items() if v is not None)
+            self.raw_usage = merged
+        elif kind == "error":
+            self.error = error_message(obj) or "error"
+        if isinstance((self.raw_usage or {}).get("service_tier"), str):
+            self.service_tier = self.raw_usage["service_tier"]  # type: ignore[index]
+
+    def normalise(self, raw: dict[str, Any]) -> Usage:
+        uncached = count(raw, "input_tokens")
+        cache_read = count(raw, "cache_read_input_tokens")
+        cache_write = count(raw, "cache_creation_input_tokens")
+        return Usage(
+            input_tokens=None if uncached is None else add(uncached, cache_read, cache_write),
+            cached_input_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            output_tokens=count(raw, "output_tokens"),
+            raw=raw,
+        )
+
+
+TRACKER = MessagesTracker

@@ -1,0 +1,120 @@
+"""What every API shape module provides, and the helpers they share."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..framing import Frame
+from ..usage import Usage
+
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(slots=True, frozen=True)
+class Recognised:
+    """A request identified as a billable LLM call."""
+
+    api: str
+    model_requested: str | None
+    stream_requested: bool
+    body: dict[str, Any] | None = None
+
+
+class Tracker:
+    """Reads one response: stream frames (or the whole body) in, usage, model and error out.
+
+    Subclasses override `interesting` (a cheap byte test, run on every region of the stream)
+    and `on_object` (run on parsed JSON of the frames that pass it). The last usage reported
+    wins: providers repeat cumulative counters, so nothing is ever summed across frames.
+    """
+
+    USAGE_HINT: re.Pattern[bytes] = re.compile(rb'"usage"\s*:\s*\{|"error"')
+
+    def __init__(self, model_requested: str | None = None) -> None:
+        self.model_requested = model_requested
+        self.model: str | None = None
+        self.raw_usage: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.service_tier: str | None = None
+
+    def interesting(self, region: bytes) -> bool:
+        return self.model is None or self.USAGE_HINT.search(region) is not None
+
+    def on_frame(self, frame: Frame) -> None:
+        data = frame.data
+        if data[:1] != b"{" and not data.lstrip()[:1] == b"{":
+            return  # `[DONE]` and other non-object payloads
+        if not self.interesting(data):
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(obj, dict):
+            self.on_object(obj, frame.event)
+
+    def on_body(self, obj: Any) -> None:
+        """A complete non-streamed JSON response body."""
+        if isinstance(obj, dict):
+            self.on_object(obj, None)
+
+    def on_object(self, obj: dict[str, Any], event: str | None) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def note_model(self, value: Any) -> None:
+        if self.model is None and isinstance(value, str) and value:
+            self.model = value
+
+    def usage(self) -> Usage | None:
+        return None if self.raw_usage is None else self.normalise(self.raw_usage)
+
+    def normalise(self, raw: dict[str, Any]) -> Usage:
+        raise NotImplementedError  # pragma: no cover
+
+
+def error_message(obj: Any) -> str | None:
+    """The human-readable reason in a provider's error object, whatever its shape."""
+    if isinstance(obj, dict):
+        for key in ("error", "message", "detail"):
+            value = obj.get(key)
+            if isinstance(value, str) and value:
+                return value[:MAX_ERROR_CHARS]
+            if isinstance(value, (dict, list)) and value:
+                inner = error_message(value)
+                if inner:
+                    return inner
+        return None
+    if isinstance(obj, list) and obj:
+        parts = [m for m in (error_message(x) for x in obj[:3]) if m]
+        if parts:
+            return "; ".join(parts)[:MAX_ERROR_CHARS]
+        return json.dumps(obj)[:MAX_ERROR_CHARS]
+    return None
+
+
+def body_error(body: bytes) -> str | None:
+    """The error reason in a non-2xx response body: from its JSON, else its first text."""
+    text = body.strip()
+    if not text:
+        return None
+    try:
+        message = error_message(json.loads(text))
+    except ValueError:
+        message = None
+    if message:
+        return message
+    return text[:MAX_ERROR_CHARS].decode("utf-8", "replace")
+
+
+def json_model(body: dict[str, Any] | None) -> str | None:
+    model = body.get("model") if body else None
+    return model if isinstance(model, str) and model else None
+
+
+def wants_stream(body: dict[str, Any] | None, default: bool = False) -> bool:
+    if not body or "stream" not in body:
+        return default
+    return body.get("stream") is True

@@ -1,0 +1,53 @@
+"""OpenAI Responses (`/v1/responses`, `/v1/responses/compact`).
+
+Streams are named SSE events; usage arrives with the terminal event (`response.completed`,
+`.incomplete`, `.failed`, or `response.done` from Codex backends), inside `response`.
+`/responses/input_tokens` (a count) and GETs of stored responses are not billable calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..usage import Usage, count
+from .base import Recognised, Tracker, error_message, json_model, wants_stream
+
+
+def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:
+    if method != "POST" or body is None:
+        return None
+    if not (path.endswith("/responses") or path.endswith("/responses/compact")):
+        return None
+    return Recognised("openai-responses", json_model(body), wants_stream(body), body)
+
+
+class ResponsesTracker(Tracker):
+    def on_object(self, obj: dict[str, Any], event: str | None) -> None:
+        kind = obj.get("type") or event
+        response = obj.get("response") if isinstance(obj.get("response"), dict) else None
+        if response is None and kind is None:
+            response = obj  # a non-streamed body is the response itself
+        if response is not None:
+            self.note_model(response.get("model"))
+            if isinstance(response.get("service_tier"), str):
+                self.service_tier = response["service_tier"]
+            if isinstance(response.get("usage"), dict):
+                self.raw_usage = response["usage"]
+            if kind == "response.failed":
+                self.error = error_message(response) or "response failed"
+        if kind == "error":
+            self.error = error_message(obj) or "error"
+
+    def normalise(self, raw: dict[str, Any]) -> Usage:
+        return Usage(
+            input_tokens=count(raw, "input_tokens"),
+            cached_input_tokens=count(raw, "input_tokens_details", "cached_tokens"),
+            cache_write_tokens=count(raw, "input_tokens_details", "cache_write_tokens"),
+            output_tokens=count(raw, "output_tokens"),
+            reasoning_tokens=count(raw, "output_tokens_details", "reasoning_tokens"),
+            total_tokens=count(raw, "total_tokens"),
+            raw=raw,
+        )
+
+
+TRACKER = ResponsesTracker

@@ -1,0 +1,174 @@
+"""One recognised LLM call on its way through the proxy, and the ledger records it produces.
+
+Knows mitmproxy's flow objects but not the addon machinery or SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mitmproxy import http
+
+from .apis import Recognised, Tracker, recognise
+from .apis.base import body_error
+from .providers import provider_for
+from .records import CallFinished, CallStarted
+from .redact import redact_path
+from .scanner import StreamScanner, scan_body
+
+log = logging.getLogger(__name__)
+
+_STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
+_CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
+
+
+def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]] | None:
+    if request.method != "POST":
+        return None
+    try:
+        raw = request.get_content(strict=False) or b""
+    except ValueError:
+        raw = b""
+    body: dict[str, Any] | None = None
+    if raw.lstrip()[:1] == b"{":
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        body = parsed if isinstance(parsed, dict) else None
+    return recognise(request.method, request.path.partition("?")[0], body)
+
+
+def iso_utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000, 3)
+
+
+@dataclass
+class Call:
+    flow: http.HTTPFlow
+    recognised: Recognised
+    tracker: Tracker
+    provider: str
+    usage_injected: bool = False
+    streamed: bool = False
+    scanner: StreamScanner | None = None
+    finished: bool = False
+    hook_failed: bool = field(default=False, repr=False)
+
+    @property
+    def flow_id(self) -> str:
+        return self.flow.id
+
+    @classmethod
+    def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
+        return cls(
+            flow=flow,
+            recognised=recognised,
+            tracker=tracker_type(recognised.model_requested),
+            provider=provider_for(flow.request.pretty_host, flow.request.port, recognised.api),
+        )
+
+    def started_record(self, flow: http.HTTPFlow) -> CallStarted:
+        request = flow.request
+        peer = flow.client_conn.peername
+        return CallStarted(
+            flow_id=self.flow_id,
+            started_at=iso_utc(request.timestamp_start),
+            client=f"{peer[0]}:{peer[1]}" if peer else None,
+            user_agent=request.headers.get("user-agent"),
+            method=request.method,
+            host=request.host_header or request.pretty_host,
+            path=redact_path(request.path),
+            provider=self.provider,
+            api=self.recognised.api,
+            model_requested=self.recognised.model_requested,
+            stream=int(self.recognised.stream_requested),
+            usage_injected=int(self.usage_injected),
+        )
+
+    # --- response side -------------------------------------------------------------------
+
+    def begin_response(self, response: http.Response) -> bool:
+        """Decide at the response headers whether to stream; returns True to stream."""
+        ctype = response.headers.get("content-type", "").lower()
+        ok = 200 <= response.status_code < 300
+        self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
+        if self.streamed:
+            self.scanner = StreamScanner(
+                self.tracker, ctype, response.headers.get("content-encoding", "")
+            )
+        return self.streamed
+
+    def on_chunk(self, data: bytes) -> bytes:
+        """mitmproxy's stream callable: every byte goes on to the client unchanged, at once."""
+        if self.hook_failed or self.scanner is None:
+            return data
+        try:
+            if data:
+                self.scanner.feed(data)
+            else:
+                self.scanner.close()
+        except Exception:  # our bug must never break the client's stream
+            self.hook_failed = True
+            log.exception("usage-ledger: stopped reading usage from flow %s", self.flow_id)
+        return data
+
+    def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None) -> CallFinished:
+        """The completed row. Without an outcome, it is read from the response."""
+        self.finished = True
+        response = flow.response
+        status = response.status_code if response is not None else None
+        if response is not None and not self.streamed and outcome is None:
+            body = response.get_content(strict=False) or b""
+            if 200 <= response.status_code < 300:
+                try:
+                    scan_body(self.tracker, body)
+                except Exception:
+                    log.exception("usage-ledger: could not read usage from flow %s", self.flow_id)
+            else:
+                error = body_error(body)
+        if outcome is None:
+            if status is not None and not 200 <= status < 300:
+                outcome, error = "http_error", self.tracker.error or error or f"HTTP {status}"
+            elif self.tracker.error:
+                outcome, error = "stream_error", self.tracker.error
+            else:
+                outcome = "ok"
+        usage = self.tracker.usage()
+        started = flow.request.timestamp_end or flow.request.timestamp_start
+        ended = (response.timestamp_end if response is not None else None) or time.time()
+        return CallFinished(
+            flow_id=self.flow_id,
+            outcome=outcome,
+            status_code=status,
+            stream=int(self.streamed),
+            model=self.tracker.model or self.recognised.model_requested,
+            ttfb_ms=_ms(started, response.timestamp_start if response is not None else None),
+            duration_ms=_ms(started, ended),
+            input_tokens=usage.input_tokens if usage else None,
+            cached_input_tokens=usage.cached_input_tokens if usage else None,
+            cache_write_tokens=usage.cache_write_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            total_tokens=usage.total_tokens if usage else None,
+            usage_json=usage.raw_json if usage else None,
+            cost_usd=None,
+            error=error,
+        )
+
+
+def failure_outcome(message: str) -> str:
+    """`client_aborted` or `upstream_failed`, from mitmproxy's error message."""
+    lowered = message.lower()
+    return "client_aborted" if any(s in lowered for s in _CLIENT_SIDE_ERRORS) else "upstream_failed"

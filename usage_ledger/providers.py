@@ -1,0 +1,47 @@
+"""Who serves a host: the `provider` column. One table, matched by exact host or domain suffix."""
+
+from __future__ import annotations
+
+# (host or ".domain-suffix", provider). First match wins.
+PROVIDERS: tuple[tuple[str, str], ...] = (
+    ("api.openai.com", "openai"),
+    ("chatgpt.com", "openai"),
+    (".openai.azure.com", "azure-openai"),
+    (".cognitiveservices.azure.com", "azure-openai"),
+    (".services.ai.azure.com", "azure-ai"),
+    ("api.anthropic.com", "anthropic"),
+    ("generativelanguage.googleapis.com", "gemini"),
+    ("aiplatform.googleapis.com", "vertex"),
+    (".aiplatform.googleapis.com", "vertex"),
+    ("api.groq.com", "groq"),
+    ("api.mistral.ai", "mistral"),
+    ("codestral.mistral.ai", "mistral"),
+    ("api.deepseek.com", "deepseek"),
+    ("openrouter.ai", "openrouter"),
+    ("api.together.xyz", "together"),
+    ("api.together.ai", "together"),
+    ("api.fireworks.ai", "fireworks"),
+    ("api.x.ai", "xai"),
+    ("api.perplexity.ai", "perplexity"),
+    ("api.cerebras.ai", "cerebras"),
+    ("api.cohere.com", "cohere"),
+    ("api.moonshot.ai", "moonshot"),
+    ("dashscope.aliyuncs.com", "dashscope"),
+    ("dashscope-intl.aliyuncs.com", "dashscope"),
+    ("api.z.ai", "zai"),
+)
+
+_DEFAULT_PORTS = {"ollama": 11434}
+
+
+def provider_for(host: str, port: int | None = None, api: str | None = None) -> str:
+    """The provider's name for a host, else the host (with a non-default port) itself."""
+    host = host.lower().rstrip(".")
+    for pattern, name in PROVIDERS:
+        if host == pattern or (pattern.startswith(".") and host.endswith(pattern)):
+            return name
+    if api == "ollama" or port == _DEFAULT_PORTS["ollama"]:
+        return "ollama"
+    if port and port not in (80, 443):
+        return f"{host}:{port}"
+    return host

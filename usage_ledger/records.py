@@ -1,0 +1,50 @@
+"""Plain records the proxy hooks hand to the ledger's writer thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(slots=True, frozen=True)
+class CallStarted:
+    """A recognised request reached the proxy: insert its row as `pending`."""
+
+    flow_id: str
+    started_at: str
+    client: str | None
+    user_agent: str | None
+    method: str
+    host: str
+    path: str
+    provider: str
+    api: str
+    model_requested: str | None
+    stream: int
+    usage_injected: int
+    outcome: str = "pending"
+
+
+@dataclass(slots=True, frozen=True)
+class CallFinished:
+    """The call ended (completed, failed or abandoned): fill in the rest of its row."""
+
+    flow_id: str
+    outcome: str
+    status_code: int | None
+    stream: int
+    model: str | None
+    ttfb_ms: float | None
+    duration_ms: float | None
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    cache_write_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    total_tokens: int | None
+    usage_json: str | None
+    cost_usd: float | None
+    error: str | None
+
+
+def columns(record_type: type) -> list[str]:
+    return [f.name for f in fields(record_type)]

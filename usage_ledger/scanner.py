@@ -1,0 +1,87 @@
+"""Reads usage out of a response body as it streams past: decode, frame, track.
+
+Pure: bytes in, the tracker's usage/model/error out. No I/O, no mitmproxy.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .apis.base import Tracker
+from .decoding import UnsupportedEncoding, decoder_for
+from .framing import DEFAULT_MAX_FRAME, Frame, framer_for
+
+_SNIFF_LIMIT = 64
+
+
+class StreamScanner:
+    """Feeds a streamed response body to a Tracker in constant memory.
+
+    `problem` is set (and scanning stops) when the body cannot be read: an unknown or corrupt
+    Content-Encoding. The caller forwards the bytes regardless.
+    """
+
+    def __init__(self, tracker: Tracker, content_type: str = "", content_encoding: str = "",
+                 max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.tracker = tracker
+        self.content_type = content_type
+        self.max_frame = max_frame
+        self.problem: str | None = None
+        self.head = b""
+        self.framer = None
+        self.closed = False
+        try:
+            self.decode = decoder_for(content_encoding)
+        except UnsupportedEncoding as e:
+            self.decode = None
+            self.problem = f"cannot decode Content-Encoding {e}"
+
+    @property
+    def oversized(self) -> int:
+        return self.framer.oversized if self.framer is not None else 0
+
+    def feed(self, data: bytes) -> None:
+        if self.problem or self.closed or not data:
+            return
+        if self.decode is not None:
+            try:
+                data = self.decode(data)
+            except Exception as e:  # corrupt or truncated encoding: stop, keep what we have
+                self.problem = f"cannot decode body: {e}"
+                return
+        if self.framer is None:
+            self.head += data
+            if not self.head.strip() and len(self.head) < _SNIFF_LIMIT:
+                return
+            data, self.head = self.head, b""
+            self.framer = framer_for(self.content_type, data, self.tracker.interesting, self.max_frame)
+        self._deliver(self.framer.feed(data))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.problem:
+            return
+        if self.framer is None:
+            if not self.head.strip():
+                return
+            self.framer = framer_for(self.content_type, self.head, self.tracker.interesting, self.max_frame)
+            self._deliver(self.framer.feed(self.head))
+        self._deliver(self.framer.close())
+
+    def _deliver(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self.tracker.on_frame(frame)
+
+
+def scan_body(tracker: Tracker, body: bytes) -> None:
+    """A complete, already decoded, non-streamed body."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        scanner = StreamScanner(tracker)  # some servers answer SSE without a stream flag
+        scanner.feed(body)
+        scanner.close()
+        return
+    tracker.on_body(obj)
