@@ -164,6 +164,7 @@ class Call:
             total_tokens=usage.total_tokens if usage else None,
             usage_json=usage.raw_json if usage else None,
             cost_usd=None,
+            price_source=None,
             error=error,
         )
 

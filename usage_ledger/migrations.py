@@ -47,6 +47,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX requests_model ON requests(model);
         """,
     ),
+    (
+        "attribution: tags and api_key_id",
+        """
+        ALTER TABLE requests ADD COLUMN tags TEXT;
+        ALTER TABLE requests ADD COLUMN api_key_id TEXT
+        """,
+    ),
+    (
+        "price_source",
+        """
+        ALTER TABLE requests ADD COLUMN price_source TEXT
+        """,
+    ),
 ]
 
 

@@ -21,6 +21,8 @@ class CallStarted:
     model_requested: str | None
     stream: int
     usage_injected: int
+    tags: str | None = None
+    api_key_id: str | None = None
     outcome: str = "pending"
 
 
@@ -43,6 +45,7 @@ class CallFinished:
     total_tokens: int | None
     usage_json: str | None
     cost_usd: float | None
+    price_source: str | None
     error: str | None
 
 
