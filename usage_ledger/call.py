@@ -16,6 +16,8 @@ from mitmproxy import http
 
 from .apis import Recognised, Tracker, recognise
 from .apis.base import body_error
+from .attribution import credential, fingerprint, scrub, take_tags
+from .hide import UsageChunkFilter
 from .providers import provider_for
 from .records import CallFinished, CallStarted
 from .redact import redact_path
@@ -61,9 +63,13 @@ class Call:
     tracker: Tracker
     provider: str
     usage_injected: bool = False
+    hide_usage_chunk: bool = False
     streamed: bool = False
     scanner: StreamScanner | None = None
-    finished: bool = False
+    chunk_filter: UsageChunkFilter | None = None
+    tags: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    original_body: bytes | None = field(default=None, repr=False)
     hook_failed: bool = field(default=False, repr=False)
 
     @property
@@ -72,12 +78,26 @@ class Call:
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
+        """Take the call's tags (stripping their headers) and credential from the request."""
+        request = flow.request
         return cls(
             flow=flow,
             recognised=recognised,
             tracker=tracker_type(recognised.model_requested),
-            provider=provider_for(flow.request.pretty_host, flow.request.port, recognised.api),
+            provider=provider_for(request.pretty_host, request.port, recognised.api),
+            tags=take_tags(request.headers),
+            secret=credential(request.headers, request.path.partition("?")[2]),
         )
+
+    def inject_usage(self, request: http.Request, rewritten: bytes, hide: bool) -> None:
+        """Send `rewritten` (with include_usage) upstream instead of the client's body."""
+        self.original_body = request.get_content(strict=False)
+        request.content = rewritten
+        self.usage_injected = True
+        if hide:
+            # The usage chunk can only be cut out of a body we can read as it passes.
+            request.headers["accept-encoding"] = "identity"
+            self.hide_usage_chunk = True
 
     def started_record(self, flow: http.HTTPFlow) -> CallStarted:
         request = flow.request
@@ -95,6 +115,8 @@ class Call:
             model_requested=self.recognised.model_requested,
             stream=int(self.recognised.stream_requested),
             usage_injected=int(self.usage_injected),
+            tags=self.tags,
+            api_key_id=fingerprint(self.secret),
         )
 
     # --- response side -------------------------------------------------------------------
@@ -105,13 +127,17 @@ class Call:
         ok = 200 <= response.status_code < 300
         self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
         if self.streamed:
-            self.scanner = StreamScanner(
-                self.tracker, ctype, response.headers.get("content-encoding", "")
-            )
+            encoding = response.headers.get("content-encoding", "")
+            self.scanner = StreamScanner(self.tracker, ctype, encoding)
+            if self.hide_usage_chunk and ok and "event-stream" in ctype and encoding in ("", "identity"):
+                self.chunk_filter = UsageChunkFilter()
         return self.streamed
 
-    def on_chunk(self, data: bytes) -> bytes:
-        """mitmproxy's stream callable: every byte goes on to the client unchanged, at once."""
+    def on_chunk(self, data: bytes) -> bytes | list[bytes]:
+        """mitmproxy's stream callable: the bytes go on to the client unchanged, at once.
+
+        The one exception is the usage-only chunk our injection caused (see hide.py).
+        """
         if self.hook_failed or self.scanner is None:
             return data
         try:
@@ -119,14 +145,24 @@ class Call:
                 self.scanner.feed(data)
             else:
                 self.scanner.close()
+            if self.chunk_filter is not None:
+                return self.chunk_filter.feed(data)
         except Exception:  # our bug must never break the client's stream
             self.hook_failed = True
             log.exception("usage-ledger: stopped reading usage from flow %s", self.flow_id)
+            if self.chunk_filter is not None:
+                held, self.chunk_filter = bytes(self.chunk_filter.pending) + data, None
+                return [held] if held else []
         return data
+
+    def rejected_stream_options(self, response: http.Response) -> bool:
+        """Did a strict server refuse the request because of the field we added?"""
+        if not self.usage_injected or response.status_code not in (400, 422) or self.streamed:
+            return False
+        return b"stream_options" in (response.get_content(strict=False) or b"")
 
     def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None) -> CallFinished:
         """The completed row. Without an outcome, it is read from the response."""
-        self.finished = True
         response = flow.response
         status = response.status_code if response is not None else None
         if response is not None and not self.streamed and outcome is None:
@@ -153,6 +189,7 @@ class Call:
             outcome=outcome,
             status_code=status,
             stream=int(self.streamed),
+            usage_injected=int(self.usage_injected),
             model=self.tracker.model or self.recognised.model_requested,
             ttfb_ms=_ms(started, response.timestamp_start if response is not None else None),
             duration_ms=_ms(started, ended),
@@ -165,7 +202,7 @@ class Call:
             usage_json=usage.raw_json if usage else None,
             cost_usd=None,
             price_source=None,
-            error=error,
+            error=scrub(error, self.secret),
         )
 
 

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import UTC, datetime
 
 from mitmproxy import ctx, exceptions, http
 
 from .call import Call, failure_outcome, recognise_request
-from .inject import include_usage_body
-from .records import CallFinished, CallStarted
+from .inject import client_asked_for_usage, include_usage_body
+from .records import CallFinished, CallStarted, HostRejectsStreamOptions
+from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
 
 log = logging.getLogger(__name__)
+
+# Hosts that send usage in every stream unasked, so adding the field gains nothing. Hosts that
+# reject it (Mistral's 422, old Azure api-versions' 400) are learned on their first refusal and
+# remembered in the ledger, since whether they reject depends on the API version in use.
+HOSTS_NOT_NEEDING_STREAM_OPTIONS = frozenset({"openrouter.ai"})
 
 
 class UsageLedger:
     def __init__(self) -> None:
         self.store: LedgerStore | None = None
         self.calls: dict[str, Call] = {}
+        self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -44,25 +52,28 @@ class UsageLedger:
             old, self.store = self.store, store
             if old is not None:
                 old.close()
+            self.no_inject_hosts |= store.hosts_without_stream_options
             log.info("usage-ledger: writing to %s", path)
 
-    def submit(self, record: CallStarted | CallFinished) -> None:
+    def submit(self, record: CallStarted | CallFinished | HostRejectsStreamOptions) -> None:
         if self.store is not None:
             self.store.submit(record)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None or flow.id in self.calls:
+        if flow.response is not None or flow.id in self.calls or RETRY_OF in flow.metadata:
             return
         found = recognise_request(flow.request)
         if found is None:
             return
         recognised, tracker_type = found
         call = Call.start(flow, recognised, tracker_type)
-        if ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and recognised.body:
-            rewritten = include_usage_body(flow.request.get_content(strict=False) or b"", recognised.body)
+        body = recognised.body
+        if (ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and body
+                and flow.request.pretty_host not in self.no_inject_hosts):
+            rewritten = include_usage_body(flow.request.get_content(strict=False) or b"", body)
             if rewritten is not None:
-                flow.request.content = rewritten
-                call.usage_injected = True
+                hide = ctx.options.ledger_hide_injected_usage and not client_asked_for_usage(body)
+                call.inject_usage(flow.request, rewritten, hide)
         self.calls[flow.id] = call
         self.submit(call.started_record(flow))
 
@@ -71,10 +82,26 @@ class UsageLedger:
         if call is not None and flow.response is not None and call.begin_response(flow.response):
             flow.response.stream = call.on_chunk
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        call = self.calls.pop(flow.id, None)
-        if call is not None:
+    async def response(self, flow: http.HTTPFlow) -> None:
+        call = self.calls.get(flow.id)
+        if call is None or flow.response is None:
+            return
+        if call.rejected_stream_options(flow.response):
+            await self.retry_without_stream_options(flow, call)
+        if self.calls.pop(flow.id, None) is not None:
             self.submit(call.finish(flow))
+
+    async def retry_without_stream_options(self, flow: http.HTTPFlow, call: Call) -> None:
+        host = flow.request.pretty_host
+        if host not in self.no_inject_hosts:
+            self.no_inject_hosts.add(host)
+            log.warning("usage-ledger: %s rejects stream_options; no longer adding it there", host)
+            learned = datetime.now(UTC).isoformat(timespec="seconds")
+            self.submit(HostRejectsStreamOptions(host, learned, f"HTTP {flow.response.status_code}"))
+        retried = await resend(flow, call.original_body or b"")
+        if retried.response is not None:
+            flow.response = retried.response
+            call.usage_injected = False
 
     def error(self, flow: http.HTTPFlow) -> None:
         call = self.calls.pop(flow.id, None)
@@ -89,4 +116,3 @@ class UsageLedger:
         if self.store is not None:
             self.store.close()
             self.store = None
-

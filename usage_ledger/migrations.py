@@ -60,6 +60,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE requests ADD COLUMN price_source TEXT
         """,
     ),
+    (
+        "hosts that reject stream_options",
+        """
+        CREATE TABLE hosts_without_stream_options (
+            host TEXT PRIMARY KEY,
+            learned_at TEXT NOT NULL,
+            reason TEXT
+        )
+        """,
+    ),
 ]
 
 

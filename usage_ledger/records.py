@@ -34,6 +34,7 @@ class CallFinished:
     outcome: str
     status_code: int | None
     stream: int
+    usage_injected: int
     model: str | None
     ttfb_ms: float | None
     duration_ms: float | None
@@ -51,3 +52,12 @@ class CallFinished:
 
 def columns(record_type: type) -> list[str]:
     return [f.name for f in fields(record_type)]
+
+
+@dataclass(slots=True, frozen=True)
+class HostRejectsStreamOptions:
+    """A server refused a request because of `stream_options`: never inject there again."""
+
+    host: str
+    learned_at: str
+    reason: str | None

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from .migrations import migrate
-from .records import CallFinished, CallStarted, columns
+from .records import CallFinished, CallStarted, HostRejectsStreamOptions, columns
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,13 @@ class LedgerStore:
         self.max_batch = max_batch
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.con = connect(self.path)  # fail fast on a bad path, in the caller's thread
+        self.hosts_without_stream_options = {
+            row[0] for row in self.con.execute("SELECT host FROM hosts_without_stream_options")
+        }
         self.thread = threading.Thread(target=self._run, name="usage-ledger-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, record: CallStarted | CallFinished) -> None:
+    def submit(self, record: CallStarted | CallFinished | HostRejectsStreamOptions) -> None:
         self.queue.put(record)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -115,3 +118,8 @@ class LedgerStore:
         elif isinstance(record, CallFinished):
             values = astuple(record)
             self.con.execute(_update_sql(CallFinished), values[1:] + values[:1])
+        elif isinstance(record, HostRejectsStreamOptions):
+            self.con.execute(
+                "INSERT OR IGNORE INTO hosts_without_stream_options (host, learned_at, reason) VALUES (?, ?, ?)",
+                astuple(record),
+            )
