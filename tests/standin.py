@@ -1,0 +1,145 @@
+"""A stand-in LLM provider on loopback for end-to-end tests, serving the recorded responses in
+flows/corpus.mitm. A request names its case with `x-standin-case: <corpus case>` and may ask
+for a behaviour with `x-standin-fault`:
+
+  honor-include-usage    like OpenAI: the choices:[] usage chunk only when the request asked
+  reject-stream-options  like Mistral: 422 extra_forbidden for any body with stream_options
+  reset-mid-stream       close the connection halfway through the body
+  slow                   50 ms between pieces
+  gzip                   gzip the body
+
+Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from mitmproxy import io
+
+FLOWS = Path(__file__).resolve().parents[1] / "flows" / "corpus.mitm"
+
+
+@dataclass
+class Canned:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def load_cases() -> dict[str, Canned]:
+    cases = {}
+    with FLOWS.open("rb") as f:
+        for flow in io.FlowReader(f).stream():
+            if "case" in flow.metadata and flow.response is not None:
+                r = flow.response
+                cases[flow.metadata["case"]] = Canned(
+                    r.status_code, r.headers.get("content-type", "application/json"), r.get_content(strict=False) or b""
+                )
+    return cases
+
+
+def without_usage_chunk(body: bytes) -> bytes:
+    events = body.split(b"\n\n")
+    kept = []
+    for event in events:
+        if event.startswith(b"data: {"):
+            chunk = json.loads(event[6:])
+            if chunk.get("choices") == [] and chunk.get("usage"):
+                continue
+        kept.append(event)
+    return b"\n\n".join(kept)
+
+
+class StandIn:
+    def __init__(self) -> None:
+        self.cases = load_cases()
+        self.requests: list[dict] = []
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> StandIn:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
+                if not await self.respond(writer, headers, body):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def respond(self, writer: asyncio.StreamWriter, headers: dict, body: bytes) -> bool:
+        case = self.cases.get(headers.get("x-standin-case", ""))
+        fault = headers.get("x-standin-fault", "")
+        if case is None:
+            return self.send(writer, 404, "application/json", b'{"error":{"message":"unknown case"}}')
+        sent = json.loads(body or b"{}")
+        if fault == "reject-stream-options" and "stream_options" in sent:
+            detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
+                                  "msg": "Extra inputs are not permitted"}]}
+            return self.send(writer, 422, "application/json", json.dumps({"object": "error", "message": detail}).encode())
+        data = case.body
+        if fault == "honor-include-usage" and not (sent.get("stream_options") or {}).get("include_usage"):
+            data = without_usage_chunk(data)
+        extra = ""
+        if fault == "gzip":
+            data, extra = gzip.compress(data), "content-encoding: gzip\r\n"
+        if "event-stream" not in case.content_type and "ndjson" not in case.content_type:
+            return self.send(writer, case.status, case.content_type, data, extra)
+        writer.write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
+                      "transfer-encoding: chunked\r\n\r\n").encode())
+        pieces = [data[i:i + 97] for i in range(0, len(data), 97)]
+        for i, piece in enumerate(pieces):
+            if fault == "reset-mid-stream" and i >= len(pieces) // 2:
+                writer.transport.abort()
+                return False
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.05 if fault == "slow" else 0)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    @staticmethod
+    def send(writer, status: int, ctype: str, data: bytes, extra: str = "") -> bool:
+        writer.write((f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n{extra}"
+                      f"content-length: {len(data)}\r\n\r\n").encode() + data)
+        return True

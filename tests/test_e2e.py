@@ -1,0 +1,228 @@
+"""End to end: real mitmdump running addon.py, real SDK clients through it, a stand-in provider
+on loopback, and the ledger read back from SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import threading
+import time
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import pytest
+
+from .proxy import Proxy
+from .standin import StandIn
+
+API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
+CHAT_CASE = "openai__openai-chat__stream__agno-include-usage"  # gpt-4o-mini-2024-07-18, 23 in / 8 out
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with StandIn() as s:
+        yield s
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    with Proxy(tmp_path) as p:
+        yield p
+
+
+def openai_client(proxy: Proxy, standin: StandIn, case: str, fault: str = "", **headers) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{standin.url}/v1", api_key=API_KEY, max_retries=0,
+        default_headers={"x-standin-case": case, "x-standin-fault": fault, **headers},
+        http_client=httpx.Client(proxy=proxy.url, trust_env=False),
+    )
+
+
+def stream_chat(client: openai.OpenAI, **kwargs) -> list:
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "What is 10 + 5?"}], stream=True, **kwargs
+    )
+    return list(stream)
+
+
+def last_forwarded(standin: StandIn) -> dict:
+    return json.loads(standin.requests[-1]["body"])
+
+
+def test_sdk_that_did_not_ask_gets_no_usage_chunk_and_the_ledger_gets_the_usage(proxy, standin):
+    chunks = stream_chat(openai_client(proxy, standin, CHAT_CASE, "honor-include-usage"))
+    assert chunks and all(c.choices for c in chunks), "a chunk with empty choices reached the SDK"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "10 + 5 equals 15."
+    assert last_forwarded(standin)["stream_options"] == {"include_usage": True}
+    (row,) = proxy.wait_rows(1)
+    assert (row["model"], row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (
+        "gpt-4o-mini-2024-07-18", 23, 8, 31)
+    assert row["usage_injected"] == 1 and row["outcome"] == "ok" and row["stream"] == 1
+    assert row["user_agent"].startswith("OpenAI/Python")
+
+
+def test_sdk_that_asked_gets_the_usage_chunk(proxy, standin):
+    chunks = stream_chat(openai_client(proxy, standin, CHAT_CASE, "honor-include-usage"),
+                         stream_options={"include_usage": True})
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 31
+    (row,) = proxy.wait_rows(1)
+    assert row["usage_injected"] == 0 and row["input_tokens"] == 23
+
+
+def test_explicit_false_is_forwarded_as_false(proxy, standin):
+    chunks = stream_chat(openai_client(proxy, standin, CHAT_CASE, "honor-include-usage"),
+                         stream_options={"include_usage": False})
+    assert all(c.choices for c in chunks)
+    assert last_forwarded(standin)["stream_options"] == {"include_usage": False}
+    (row,) = proxy.wait_rows(1)
+    assert row["usage_injected"] == 0 and row["input_tokens"] is None and row["outcome"] == "ok"
+
+
+def test_strict_server_call_succeeds_and_the_host_is_remembered(tmp_path, standin):
+    with Proxy(tmp_path) as proxy:
+        client = openai_client(proxy, standin, CHAT_CASE, "reject-stream-options")
+        chunks = stream_chat(client)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "10 + 5 equals 15."
+        assert "stream_options" not in last_forwarded(standin)
+        stream_chat(client)
+        assert "stream_options" not in last_forwarded(standin), "injected again after a refusal"
+        rows = proxy.wait_rows(2)
+    assert len(rows) == 2
+    assert [r["outcome"] for r in rows] == ["ok", "ok"]
+    assert [r["status_code"] for r in rows] == [200, 200]
+    assert rows[0]["input_tokens"] == 23  # the recorded stream carries usage unasked
+    # A restart keeps what was learned.
+    with Proxy(tmp_path) as proxy:
+        stream_chat(openai_client(proxy, standin, CHAT_CASE, "reject-stream-options"))
+        assert "stream_options" not in last_forwarded(standin)
+        assert len(proxy.wait_rows(3)) == 3
+
+
+def test_anthropic_sdk_messages_stream(proxy, standin):
+    client = anthropic.Anthropic(
+        base_url=standin.url, api_key=API_KEY, max_retries=0,
+        default_headers={"x-standin-case": "anthropic__anthropic-messages__stream__llm-anthropic-basic"},
+        http_client=httpx2.Client(proxy=proxy.url, trust_env=False),
+    )
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100,
+                                messages=[{"role": "user", "content": "Two names for a pet pelican"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.usage.output_tokens == 10
+    (row,) = proxy.wait_rows(1)
+    assert (row["provider"], row["api"], row["model"]) == (f"127.0.0.1:{standin.port}", "anthropic-messages",
+                                                           "claude-sonnet-4-5-20250929")
+    assert (row["input_tokens"], row["output_tokens"], row["outcome"]) == (17, 10, "ok")
+
+
+def test_openai_sdk_responses_stream(proxy, standin):
+    client = openai_client(proxy, standin, "openai__openai-responses__stream__llm-basic")
+    events = list(client.responses.create(model="gpt-5.5", input="Reply with exactly: pong", stream=True))
+    assert events[-1].type == "response.completed"
+    (row,) = proxy.wait_rows(1)
+    assert (row["api"], row["model"], row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (
+        "openai-responses", "gpt-5.5-2026-04-23", 11, 5, 16)
+
+
+def test_tags_and_key_fingerprint_and_no_key_in_the_ledger(proxy, standin):
+    stream_chat(openai_client(proxy, standin, CHAT_CASE, **{"X-Ledger-Tag-Project": "billing-bot"}))
+    assert not any(k.startswith("x-ledger-tag") for k in standin.requests[-1]["headers"])
+    other = openai.OpenAI(base_url=f"{standin.url}/v1", api_key="sk-another-key-987654321",
+                          max_retries=0, default_headers={"x-standin-case": CHAT_CASE},
+                          default_query={"key": API_KEY + "-in-query"},
+                          http_client=httpx.Client(proxy=proxy.url, trust_env=False))
+    stream_chat(other)
+    rows = proxy.wait_rows(2)
+    assert json.loads(rows[0]["tags"]) == {"project": "billing-bot"}
+    assert rows[1]["tags"] is None
+    assert rows[1]["path"] == "/v1/chat/completions?key=REDACTED"
+    ids = [r["api_key_id"] for r in rows]
+    assert all(ids) and ids[0] != ids[1] and all(len(i) == 12 for i in ids)
+    proxy.stop()
+    blob = b"".join(p.read_bytes() for p in proxy.db.parent.glob(proxy.db.name + "*"))
+    for secret in (API_KEY, "sk-another-key-987654321", API_KEY + "-in-query"):
+        assert secret.encode() not in blob
+
+
+def test_upstream_reset_mid_stream_keeps_the_usage_seen(proxy, standin):
+    headers = {"x-standin-case": "anthropic__anthropic-messages__stream__llm-anthropic-web-search",
+               "x-standin-fault": "reset-mid-stream"}
+    with pytest.raises(httpx.HTTPError):
+        with httpx.Client(proxy=proxy.url, trust_env=False) as http:
+            with http.stream("POST", f"{standin.url}/v1/messages", headers=headers,
+                             json={"model": "claude-opus-4-1", "max_tokens": 10, "stream": True,
+                                   "messages": []}) as r:
+                for _ in r.iter_bytes():
+                    pass
+    (row,) = proxy.wait_rows(1)
+    assert row["outcome"] == "upstream_failed" and row["error"]
+    assert row["input_tokens"] == 2039  # from message_start; the final message_delta never came
+    assert row["model"] == "claude-opus-4-1-20250805"
+
+
+def test_client_disconnect_mid_stream(proxy, standin):
+    headers = {"x-standin-case": "openai__openai-chat__stream__gpt35-async-no-usage", "x-standin-fault": "slow"}
+    with httpx.Client(proxy=proxy.url, trust_env=False) as http:
+        with http.stream("POST", f"{standin.url}/v1/chat/completions", headers=headers,
+                         json={"model": "gpt-3.5-turbo", "stream": True, "messages": []}) as r:
+            next(r.iter_raw())
+    (row,) = proxy.wait_rows(1)
+    assert row["outcome"] == "client_aborted" and row["status_code"] == 200
+    assert row["model"] == "gpt-3.5-turbo-0125"
+
+
+def test_gzip_encoded_event_stream(proxy, standin):
+    case = "anthropic__anthropic-messages__stream__llm-anthropic-tools-gzip-sse"
+    with httpx.Client(proxy=proxy.url, trust_env=False) as http:
+        r = http.post(f"{standin.url}/v1/messages", headers={"x-standin-case": case, "x-standin-fault": "gzip"},
+                      json={"model": "claude-haiku-4-5", "stream": True, "messages": []})
+    assert r.headers["content-encoding"] == "gzip" and b"message_stop" in r.content
+    (row,) = proxy.wait_rows(1)
+    assert (row["input_tokens"], row["output_tokens"], row["model"]) == (678, 82, "claude-haiku-4-5-20251001")
+
+
+def test_sigterm_during_traffic_completes_every_finished_row(tmp_path, standin):
+    proxy = Proxy(tmp_path)
+    finished = []
+
+    def call(i):
+        with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
+            fault = "slow" if i % 2 else ""
+            try:
+                r = http.post(f"{standin.url}/v1/chat/completions",
+                              headers={"x-standin-case": CHAT_CASE, "x-standin-fault": fault},
+                              json={"model": "gpt-4o-mini", "stream": True, "messages": []})
+                if r.status_code == 200 and b"[DONE]" in r.content:
+                    finished.append(i)
+            except httpx.HTTPError:
+                pass
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.6)
+    assert proxy.stop(signal.SIGTERM) is not None
+    for t in threads:
+        t.join()
+    rows = proxy.rows()
+    assert len(rows) == 8
+    assert finished, "no call finished before SIGTERM"
+    done = [r for r in rows if r["outcome"] == "ok"]
+    assert len(done) >= len(finished)
+    assert all(r["input_tokens"] == 23 and r["output_tokens"] == 8 for r in done)
+    assert all(r["outcome"] != "pending" for r in rows)
+
+
+def test_default_ledger_path_is_created_private(tmp_path, standin):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "USAGE_LEDGER_DB": ""}
+    with Proxy(tmp_path, env=env, db=False) as proxy:
+        proxy.db = tmp_path / "data" / "usage-ledger" / "ledger.db"
+        stream_chat(openai_client(proxy, standin, CHAT_CASE))
+        (row,) = proxy.wait_rows(1)
+    assert row["input_tokens"] == 23
+    assert stat.S_IMODE(os.stat(proxy.db).st_mode) == 0o600
