@@ -14,7 +14,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from .apis import Recognised, Tracker, recognise
+from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .hide import UsageChunkFilter
@@ -30,7 +30,8 @@ _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection kil
 
 
 def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]] | None:
-    if request.method != "POST":
+    path = request.path.partition("?")[0]
+    if request.method != "POST" or not might_be_llm_call(path):
         return None
     try:
         raw = request.get_content(strict=False) or b""
@@ -43,7 +44,7 @@ def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]]
         except ValueError:
             parsed = None
         body = parsed if isinstance(parsed, dict) else None
-    return recognise(request.method, request.path.partition("?")[0], body)
+    return recognise(request.method, path, body)
 
 
 def iso_utc(ts: float) -> str:

@@ -1,4 +1,5 @@
-"""One module per API shape. Each has `recognise(method, path, body)` and a `TRACKER` class.
+"""One module per API shape. Each has `PATHS` (a regex its request paths match), `recognise(method,
+path, body)` and a `TRACKER` class.
 
 Adding an API shape: write its module and list it here.
 """
@@ -21,13 +22,19 @@ SHAPES: tuple[ModuleType, ...] = (
 )
 
 
+def might_be_llm_call(path: str) -> bool:
+    """A cheap test on the path alone, so other traffic's bodies are never parsed."""
+    return any(shape.PATHS.search(path) for shape in SHAPES)
+
+
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> tuple[Recognised, type[Tracker]] | None:
     """The API shape of a request, or None when it is not a billable LLM call."""
     for shape in SHAPES:
-        found = shape.recognise(method, path, body)
-        if found is not None:
-            return found, shape.TRACKER
+        if shape.PATHS.search(path):
+            found = shape.recognise(method, path, body)
+            if found is not None:
+                return found, shape.TRACKER
     return None
 
 
-__all__ = ["Recognised", "Tracker", "recognise", "SHAPES"]
+__all__ = ["Recognised", "Tracker", "might_be_llm_call", "recognise", "SHAPES"]

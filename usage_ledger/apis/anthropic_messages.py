@@ -15,6 +15,7 @@ from ..usage import Usage, add, count
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
 
 _VERTEX_MODEL = re.compile(r"/publishers/anthropic/models/([^/:]+):(stream)?[rR]awPredict$")
+PATHS = re.compile(r"/v1/messages$|:(stream)?[rR]awPredict$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:

@@ -45,7 +45,7 @@ class Tracker:
 
     def on_frame(self, frame: Frame) -> None:
         data = frame.data
-        if data[:1] != b"{" and not data.lstrip()[:1] == b"{":
+        if data[:1] != b"{" and data.lstrip()[:1] != b"{":
             return  # `[DONE]` and other non-object payloads
         if not self.interesting(data):
             return

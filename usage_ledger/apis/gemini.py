@@ -15,6 +15,7 @@ from ..usage import Usage, add, count
 from .base import Recognised, Tracker, error_message
 
 _MODEL_METHOD = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
+PATHS = re.compile(r":(stream)?[gG]enerateContent$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:

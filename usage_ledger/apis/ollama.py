@@ -13,6 +13,7 @@ from ..usage import Usage, count
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
 
 _PATHS = ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")
+PATHS = re.compile(r"/api/(chat|generate|embed|embeddings)$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:

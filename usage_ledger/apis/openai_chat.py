@@ -13,6 +13,7 @@ from ..usage import Usage, count
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
+PATHS = re.compile(r"/completions$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:

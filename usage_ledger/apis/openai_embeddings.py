@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .base import Recognised, json_model
 from .openai_chat import _AZURE_DEPLOYMENT, ChatTracker
+
+PATHS = re.compile(r"/embeddings$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:

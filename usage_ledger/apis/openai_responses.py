@@ -7,10 +7,13 @@ Streams are named SSE events; usage arrives with the terminal event (`response.c
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..usage import Usage, count
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
+
+PATHS = re.compile(r"/responses(/compact)?$")
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised | None:
