@@ -1,0 +1,59 @@
+"""Cutting the injected usage chunk out of a chat stream, whatever the network splits."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from usage_ledger.hide import UsageChunkFilter
+
+AZURE_FIRST = b'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}'
+CONTENT = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hi \xc3\xa9"}}],"usage":null}'
+USAGE = b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}'
+DONE = b"data: [DONE]"
+
+
+def stream(line_end: bytes) -> tuple[bytes, bytes]:
+    """A stream and what the client should see of it."""
+    sep = line_end * 2
+    events = [AZURE_FIRST, CONTENT, CONTENT, USAGE, DONE]
+    full = sep.join(events) + sep
+    shown = sep.join(e for e in events if e is not USAGE) + sep
+    return full, shown
+
+
+def run(data: bytes, cuts: list[int]) -> tuple[bytes, int]:
+    f = UsageChunkFilter()
+    out = bytearray()
+    bounds = [0, *sorted(set(c % (len(data) + 1) for c in cuts)), len(data)]
+    for a, b in zip(bounds, bounds[1:]):
+        if a != b:
+            pieces = f.feed(data[a:b])
+            assert all(pieces), "an empty piece would end the client's response"
+            out += b"".join(pieces)
+    out += b"".join(f.feed(b""))
+    return bytes(out), f.hidden
+
+
+@settings(max_examples=300)
+@given(line_end=st.sampled_from([b"\n", b"\r\n", b"\r"]), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_only_the_usage_chunk_is_removed_at_any_split(line_end, cuts):
+    full, shown = stream(line_end)
+    out, hidden = run(full, cuts)
+    assert out == shown and hidden == 1
+
+
+def test_usage_on_a_chunk_with_choices_is_kept():
+    chunk = b'data: {"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}\n\n'
+    out, hidden = run(chunk + b"data: [DONE]\n\n", [7])
+    assert out == chunk + b"data: [DONE]\n\n" and hidden == 0
+
+
+def test_a_stream_cut_short_still_forwards_every_byte_it_had():
+    full, _ = stream(b"\n")
+    partial = full[: full.index(USAGE) + 10]
+    out, _ = run(partial, [3, 50])
+    assert out == partial
+    assert json.loads(AZURE_FIRST[6:])["choices"] == []
