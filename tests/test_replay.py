@@ -33,8 +33,9 @@ def normalised(api: str, expected: dict) -> dict:
     return want
 
 
-async def replay(ledger: UsageLedger, recorded, rng: random.Random) -> bytes:
-    """Drive one flow through the hooks as mitmproxy would; returns what the client received."""
+async def replay(ledger: UsageLedger, recorded, rng: random.Random) -> tuple[bytes, str]:
+    """Drive one flow through the hooks as mitmproxy would; returns what the client received
+    and the flow's comment."""
     flow = recorded.copy()
     response, flow.response = flow.response, None
     ledger.request(flow)
@@ -54,7 +55,7 @@ async def replay(ledger: UsageLedger, recorded, rng: random.Random) -> bytes:
     else:
         sent += response.raw_content or b""
     await ledger.response(flow)
-    return bytes(sent)
+    return bytes(sent), flow.comment
 
 
 def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
@@ -69,7 +70,8 @@ def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
             tctx.configure(ledger, ledger_db=str(db))
             rng = random.Random(7)
             for flow in flows:
-                received[flow.metadata["case"]] = (await replay(ledger, flow, rng), flow.response.raw_content)
+                sent, comment = await replay(ledger, flow, rng)
+                received[flow.metadata["case"]] = (sent, flow.response.raw_content, comment)
             ledger.done()
 
     asyncio.run(run())
@@ -94,5 +96,7 @@ def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
         assert row["outcome"] == ("ok" if ok else "http_error"), case
         if not ok:
             assert row["error"], case
-        sent, recorded_body = received[case]
+        sent, recorded_body, comment = received[case]
         assert sent == recorded_body, f"{case}: client bytes differ"
+        if ok and row["input_tokens"] is not None:
+            assert comment.startswith(f"{row['model']} · {row['input_tokens']} in / "), case

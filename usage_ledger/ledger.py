@@ -10,7 +10,7 @@ from mitmproxy import ctx, exceptions, http
 
 from .call import Call, failure_outcome, recognise_request
 from .inject import client_asked_for_usage, include_usage_body
-from .records import CallFinished, CallStarted, HostRejectsStreamOptions
+from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
 
@@ -89,7 +89,7 @@ class UsageLedger:
         if call.rejected_stream_options(flow.response):
             await self.retry_without_stream_options(flow, call)
         if self.calls.pop(flow.id, None) is not None:
-            self.submit(call.finish(flow))
+            self.complete(flow, call.finish(flow))
 
     async def retry_without_stream_options(self, flow: http.HTTPFlow, call: Call) -> None:
         host = flow.request.pretty_host
@@ -107,7 +107,11 @@ class UsageLedger:
         call = self.calls.pop(flow.id, None)
         if call is not None:
             message = flow.error.msg if flow.error else "connection failed"
-            self.submit(call.finish(flow, failure_outcome(message), message))
+            self.complete(flow, call.finish(flow, failure_outcome(message), message))
+
+    def complete(self, flow: http.HTTPFlow, record: CallFinished) -> None:
+        self.submit(record)
+        flow.comment = describe(record)  # shown in mitmweb and the console's flow list
 
     def done(self) -> None:
         for call in self.calls.values():

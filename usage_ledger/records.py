@@ -61,3 +61,20 @@ class HostRejectsStreamOptions:
     host: str
     learned_at: str
     reason: str | None
+
+
+def describe(record: CallFinished) -> str:
+    """One line for people: what mitmweb and the console show as the flow's comment."""
+    parts = [record.model or "unknown model"]
+    if record.input_tokens is not None or record.output_tokens is not None:
+        tokens = f"{record.input_tokens if record.input_tokens is not None else '?'} in"
+        tokens += f" / {record.output_tokens if record.output_tokens is not None else '?'} out"
+        if record.cached_input_tokens:
+            tokens += f" ({record.cached_input_tokens} cached)"
+        parts.append(tokens)
+    else:
+        parts.append("no usage reported")
+    parts.append("unpriced" if record.cost_usd is None else f"${record.cost_usd:.6f}")
+    if record.outcome != "ok":
+        parts.append(record.outcome + (f": {record.error}" if record.error else ""))
+    return " · ".join(parts)
