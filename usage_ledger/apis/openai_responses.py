@@ -28,7 +28,7 @@ class ResponsesTracker(Tracker):
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         kind = obj.get("type") or event
         response = obj.get("response") if isinstance(obj.get("response"), dict) else None
-        if response is None and kind is None:
+        if response is None and (kind is None or obj.get("object") in ("response", "response.compaction")):
             response = obj  # a non-streamed body is the response itself
         if response is not None:
             self.note_model(response.get("model"))
