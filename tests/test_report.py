@@ -1,0 +1,304 @@
+"""`usage-ledger report`: aggregation (SQL sum semantics), grouping, time filters and formats,
+run in-process against ledgers built with the real store and plain SQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import struct
+import subprocess
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from usage_ledger import report
+from usage_ledger.cli import main
+from usage_ledger.store import connect
+
+NOW = datetime.now(UTC)
+
+
+def ts(moment: datetime) -> str:
+    return report.iso_utc(moment)
+
+
+def add(con: sqlite3.Connection, **cols) -> None:
+    cols.setdefault("flow_id", uuid4().hex)
+    cols.setdefault("started_at", ts(NOW - timedelta(hours=1)))
+    cols.setdefault("outcome", "ok")
+    names = ", ".join(cols)
+    con.execute(f"INSERT INTO requests ({names}) VALUES ({', '.join('?' * len(cols))})", list(cols.values()))
+    con.commit()
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A mixed ledger: priced and unpriced models, a pending call, an error, NULL tokens."""
+    path = tmp_path / "l.db"
+    con = connect(path)
+    day1 = ts(NOW - timedelta(days=2))
+    day2 = ts(NOW - timedelta(days=1))
+    add(con, started_at=day1, provider="openai", model="gpt-4o", input_tokens=1_200_000,
+        cached_input_tokens=200_000, output_tokens=3_000, reasoning_tokens=100, cost_usd=3.5,
+        tags='{"team": "search", "cost-center": "42"}', user_agent="OpenAI/Python 1.51.0")
+    add(con, started_at=day2, provider="openai", model="gpt-4o", input_tokens=800, output_tokens=20,
+        cost_usd=0.0021, tags='{"team": "search"}')
+    add(con, started_at=day2, provider="openai", model="gpt-4o", input_tokens=10, output_tokens=None,
+        cost_usd=None, outcome="http_error", status_code=429, tags='{"team": "ads"}')
+    add(con, started_at=day2, provider="ollama", model="llama3.2", host="localhost:11434",
+        input_tokens=50, output_tokens=60, cost_usd=None)
+    add(con, started_at=day2, provider="anthropic", model="claude-sonnet-4-5", outcome="pending")
+    add(con, started_at=day2, provider="anthropic", model="claude-sonnet-4-5", input_tokens=5000,
+        cache_write_tokens=4000, output_tokens=7, cost_usd=0.0)
+    con.close()
+    return path
+
+
+def sql_groups(path: Path, expr: str, params: tuple = ()) -> dict:
+    con = sqlite3.connect(path)
+    rows = con.execute(
+        f"SELECT {expr} AS k, count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
+        f"sum(output_tokens), sum(reasoning_tokens), sum(cost_usd) FROM requests GROUP BY k", params
+    ).fetchall()
+    return {r[0]: dict(zip(report.FIELDS, r[1:])) for r in rows}
+
+
+def test_json_by_model_equals_the_sql_group_by(ledger, capsys):
+    code, out, err = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert all(list(d) == ["model", *report.FIELDS] for d in data)
+    assert {d["model"]: {k: d[k] for k in report.FIELDS} for d in data} == sql_groups(ledger, "model")
+    by_model = {d["model"]: d for d in data}
+    assert by_model["llama3.2"]["cost_usd"] is None  # no priced row: null, not 0
+    assert by_model["claude-sonnet-4-5"]["cost_usd"] == 0.0  # priced at $0: 0, not null
+    assert by_model["claude-sonnet-4-5"]["requests"] == 2  # the pending row counts
+    assert by_model["gpt-4o"]["cost_usd"] == 3.5021
+
+
+@pytest.mark.parametrize("by", ["day", "week", "month", "provider", "api", "host", "user_agent"])
+def test_every_group_key_matches_sql(ledger, capsys, by):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", by, "--format", "json")
+    assert code == 0
+    expected = sql_groups(ledger, report.GROUP_EXPRESSIONS[by])
+    assert {d[by]: {k: d[k] for k in report.FIELDS} for d in json.loads(out)} == expected
+
+
+def test_csv_has_the_same_fields(ledger, capsys):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["model", *report.FIELDS]
+    llama = next(r for r in rows if r["model"] == "llama3.2")
+    assert llama["requests"] == "1" and llama["cost_usd"] == "" and llama["input_tokens"] == "50"
+
+
+def test_day_table_is_aligned_with_totals_and_marks_unpriced(ledger, capsys):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger))
+    assert code == 0
+    lines = out.splitlines()
+    table = lines[: lines.index("")] if "" in lines else lines
+    header, rule, *body, rule2, total = table
+    assert header.split()[:2] == ["day", "requests"] and set(rule) <= {"-", " "} and rule == rule2
+    assert [line.split()[0] for line in body] == [(NOW - timedelta(days=d)).strftime("%Y-%m-%d") for d in (2, 1)]
+    assert total.startswith("total")
+    # Right-aligned numeric columns: every row's cells end where the rule's dashes end.
+    ends = [m.end() for m in re.finditer(r"-+", rule)]
+    for line in [header, *body, total]:
+        cell_ends = [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)]
+        assert cell_ends[1:-1] == ends[1:-1], line  # the cost column may carry a '*' marker
+    assert "1,200,000" in body[0] and "$3.50" in body[0]
+    assert total.split()[1] == "6"  # six requests, the pending one included
+    assert total.rstrip().endswith("$3.50*")  # $3.5021 plus unpriced calls
+    notes = "\n".join(lines[len(table):])
+    assert "3 of 6 calls are unpriced" in notes and "1 call is still pending" in notes
+
+
+def test_null_cost_is_a_dash_not_zero(ledger, capsys):
+    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "model")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert rows["llama3.2"].split()[-1] == "-"
+    assert rows["claude-sonnet-4-5"].split()[-1] == "$0.00*"  # priced at $0, plus a pending call
+
+
+def test_tag_grouping(ledger, capsys):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:team", "--format", "json")
+    assert code == 0
+    groups = {d["tag:team"]: d for d in json.loads(out)}
+    assert set(groups) == {"search", "ads", None}
+    assert groups["search"]["requests"] == 2 and groups["search"]["cost_usd"] == 3.5021
+    assert groups["ads"]["cost_usd"] is None and groups[None]["requests"] == 3
+    # Names are matched as stored (lower-case), dashes and dots included.
+    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:Cost-Center", "--format", "json")
+    assert {d["tag:cost-center"]: d["requests"] for d in json.loads(out)} == {"42": 1, None: 5}
+    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:team")
+    assert "(none)" in out and "search" in out
+
+
+def test_tag_name_is_a_parameter_not_sql(ledger, capsys):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:x') or 1=1 --", "--format", "json")
+    assert code == 0 and [d["requests"] for d in json.loads(out)] == [6]
+    code, _, err = cli(capsys, "report", "--db", str(ledger), "--by", 'tag:a"b')
+    assert code == 2 and err.startswith("usage-ledger: error: bad tag name")
+
+
+def test_since_and_until(tmp_path, capsys):
+    path = tmp_path / "l.db"
+    con = connect(path)
+    for days, model in ((10, "old"), (3, "recent"), (0.01, "now")):
+        add(con, started_at=ts(NOW - timedelta(days=days)), model=model, input_tokens=1)
+    con.close()
+
+    def models(*extra: str) -> set:
+        code, out, _ = cli(capsys, "report", "--db", str(path), "--by", "model", "--format", "json", *extra)
+        assert code == 0
+        return {d["model"] for d in json.loads(out)}
+
+    assert models() == {"old", "recent", "now"}
+    assert models("--since", "7d") == {"recent", "now"}
+    assert models("--since", "1w") == {"recent", "now"}
+    assert models("--since", "2h") == {"now"}
+    three_days_ago = (NOW - timedelta(days=3)).strftime("%Y-%m-%d")
+    assert models("--since", three_days_ago, "--until", three_days_ago) == {"recent"}  # whole UTC day
+    assert models("--until", ts(NOW - timedelta(days=5))) == {"old"}
+    assert models("--since", (NOW - timedelta(days=4)).isoformat()) == {"recent", "now"}
+
+
+def test_parse_time():
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    assert report.parse_time("7d", now) == "2026-11-17T12:00:00.000Z"
+    assert report.parse_time("2026-11-20", now) == "2026-11-20T00:00:00.000Z"
+    assert report.parse_time("2026-11-20", now, end=True) == "2026-11-21T00:00:00.000Z"
+    assert report.parse_time("2026-11-20T10:00:00Z", now) == "2026-11-20T10:00:00.000Z"
+    assert report.parse_time("2026-11-20T10:00:00+02:00", now) == "2026-11-20T08:00:00.000Z"
+    assert report.parse_time("2026-11-20 10:00", now) == "2026-11-20T10:00:00.000Z"  # naive = UTC
+    for bad in ("yesterday", "2026-13-01", "7x", ""):
+        with pytest.raises(report.ReportError):
+            report.parse_time(bad, now)
+
+
+def test_formatting():
+    assert report.fmt_cost(None) == "-"
+    assert report.fmt_cost(0) == "$0.00"
+    assert report.fmt_cost(1234.5) == "$1,234.50"
+    assert report.fmt_cost(0.0123) == "$0.0123"
+    assert report.fmt_cost(0.000042) == "$0.000042"
+    assert report.fmt_tokens(1234567) == "1,234,567" and report.fmt_tokens(None) == "-"
+    assert report.short_tool("OpenAI/Python 1.51.0") == "openai-python/1.51"
+    assert report.short_tool("Anthropic/Python 0.40.0") == "anthropic-python/0.40"
+    assert report.short_tool("OpenAI/JS 4.67.3") == "openai-js/4.67"
+    assert report.short_tool("curl/8.5.0") == "curl/8.5"
+    assert report.short_tool("python-httpx/0.27.2") == "python-httpx/0.27"
+    assert report.short_tool(None) == "?"
+
+
+def test_empty_period(ledger, capsys):
+    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--since", "2099-01-01")
+    assert code == 0 and "No calls" in out
+    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--since", "2099-01-01", "--format", "json")
+    assert json.loads(out) == []
+
+
+def test_report_never_creates_or_changes_the_ledger(tmp_path, capsys):
+    missing = tmp_path / "sub" / "missing.db"
+    code, out, err = cli(capsys, "report", "--db", str(missing))
+    assert code == 2 and out == "" and not missing.exists() and not missing.parent.exists()
+    assert err.startswith("usage-ledger: error: no ledger at") and err.count("\n") == 1
+
+
+HTML_MODELS = ("gpt-4o", "claude-sonnet-4-5", "llama3.2", "<b>evil</b>")
+
+
+def html_report(tmp_path: Path, capsys) -> Path:
+    path = tmp_path / "l.db"
+    con = connect(path)
+    for day in range(6):
+        for i, model in enumerate(HTML_MODELS):
+            add(con, started_at=ts(NOW - timedelta(days=day, hours=1)), model=model,
+                input_tokens=1000 * (i + 1) * (day + 1), output_tokens=100,
+                cost_usd=None if model == "llama3.2" else 0.01 * (i + 1) * (day + 1))
+    con.close()
+    out = tmp_path / "report.html"
+    code, stdout, err = cli(capsys, "report", "--db", str(path), "--by", "model", "--format", "html", "--output", str(out))
+    assert code == 0 and stdout == "" and "wrote" in err
+    return out
+
+
+def test_html_is_one_self_contained_file_with_svg_charts(tmp_path, capsys):
+    page = html_report(tmp_path, capsys).read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 2
+    assert "Cost per day" in page and "Tokens per day" in page
+    assert "<table>" in page and "claude-sonnet-4-5" in page
+    assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt;" in page
+    # Nothing fetched from anywhere: no scripts, links, imports or external URLs.
+    for needle in ("<script", "<link", "src=", "href=", "@import", "url("):
+        assert needle not in page
+    assert set(re.findall(r"https?://[^\s\"']+", page)) <= {"http://www.w3.org/2000/svg"}
+    # Six days, four models: bars for the priced three in the cost chart, all four for tokens.
+    cost_svg, token_svg = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert cost_svg.count("<rect") == 6 * 3 and token_svg.count("<rect") == 6 * 4
+
+
+def read_png(path: Path) -> tuple[int, int, list[bytes]]:
+    """Width, height and raw rows (RGB or RGBA) of an 8-bit, non-interlaced PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0
+    bpp = 3 if colour == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 255
+            elif kind == 2:
+                line[x] = (line[x] + b) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, bpp, rows
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_html_renders_in_headless_chromium(tmp_path, capsys):
+    page = html_report(tmp_path, capsys)
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,1400", page.as_uri()], capture_output=True, timeout=120, check=False)
+    assert shot.exists()
+    _, bpp, rows = read_png(shot)
+    colours = {bytes(row[i:i + 3]) for row in rows[::4] for i in range(0, len(row), bpp * 4)}
+    for hex_colour in report.PALETTE[:4]:  # each model's bars were painted
+        assert bytes.fromhex(hex_colour[1:]) in colours, hex_colour
