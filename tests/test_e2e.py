@@ -64,6 +64,10 @@ def test_sdk_that_did_not_ask_gets_no_usage_chunk_and_the_ledger_gets_the_usage(
         "gpt-4o-mini-2024-07-18", 23, 8, 31)
     assert row["usage_injected"] == 1 and row["outcome"] == "ok" and row["stream"] == 1
     assert row["user_agent"].startswith("OpenAI/Python")
+    # gpt-4o-mini: $0.15 / $0.60 per million input / output tokens
+    assert row["cost_usd"] == pytest.approx(23 * 0.15e-6 + 8 * 0.60e-6)
+    assert row["price_source"].startswith("genai-prices ")
+    assert row["service_tier"] == "default"
 
 
 def test_sdk_that_asked_gets_the_usage_chunk(proxy, standin):

@@ -23,7 +23,7 @@ def finished(i: int) -> CallFinished:
                         model="gpt-4o-mini-2024-07-18", ttfb_ms=12.5, duration_ms=80.0, input_tokens=23,
                         cached_input_tokens=0, cache_write_tokens=None, output_tokens=8, reasoning_tokens=0,
                         total_tokens=31, usage_json='{"prompt_tokens":23}', cost_usd=None, price_source=None,
-                        error=None)
+                        service_tier="default", error=None)
 
 
 def test_new_ledger_is_private_and_fully_migrated(tmp_path):

@@ -18,6 +18,7 @@ from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .hide import UsageChunkFilter
+from .pricing import Pricer
 from .providers import provider_for
 from .records import CallFinished, CallStarted
 from .redact import redact_path
@@ -162,7 +163,8 @@ class Call:
             return False
         return b"stream_options" in (response.get_content(strict=False) or b"")
 
-    def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None) -> CallFinished:
+    def finish(self, flow: http.HTTPFlow, pricer: Pricer, outcome: str | None = None,
+               error: str | None = None) -> CallFinished:
         """The completed row. Without an outcome, it is read from the response."""
         response = flow.response
         status = response.status_code if response is not None else None
@@ -183,6 +185,10 @@ class Call:
             else:
                 outcome = "ok"
         usage = self.tracker.usage()
+        model = self.tracker.model or self.recognised.model_requested
+        price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,
+                             when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
+                             service_tier=self.tracker.service_tier)
         started = flow.request.timestamp_end or flow.request.timestamp_start
         ended = (response.timestamp_end if response is not None else None) or time.time()
         return CallFinished(
@@ -191,7 +197,7 @@ class Call:
             status_code=status,
             stream=int(self.streamed),
             usage_injected=int(self.usage_injected),
-            model=self.tracker.model or self.recognised.model_requested,
+            model=model,
             ttfb_ms=_ms(started, response.timestamp_start if response is not None else None),
             duration_ms=_ms(started, ended),
             input_tokens=usage.input_tokens if usage else None,
@@ -201,8 +207,9 @@ class Call:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             total_tokens=usage.total_tokens if usage else None,
             usage_json=usage.raw_json if usage else None,
-            cost_usd=None,
-            price_source=None,
+            cost_usd=price.cost_usd,
+            price_source=price.source,
+            service_tier=self.tracker.service_tier,
             error=scrub(error, self.secret),
         )
 

@@ -10,6 +10,7 @@ from mitmproxy import ctx, exceptions, http
 
 from .call import Call, failure_outcome, recognise_request
 from .inject import client_asked_for_usage, include_usage_body
+from .pricing import Pricer, PriceFileError
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
@@ -25,6 +26,7 @@ HOSTS_NOT_NEEDING_STREAM_OPTIONS = frozenset({"openrouter.ai"})
 class UsageLedger:
     def __init__(self) -> None:
         self.store: LedgerStore | None = None
+        self.pricer = Pricer()
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
 
@@ -41,8 +43,17 @@ class UsageLedger:
             "ledger_hide_injected_usage", bool, True,
             "Remove from the client's view the usage-only chunk that the injection caused.",
         )
+        loader.add_option(
+            "ledger_prices", str, "",
+            "JSON file of price overrides in LiteLLM's per-token format, keyed by model; wins over bundled prices.",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "ledger_prices" in updated:
+            try:
+                self.pricer = Pricer(ctx.options.ledger_prices or None)
+            except PriceFileError as e:
+                raise exceptions.OptionsError(f"ledger_prices: {e}") from e
         if "ledger_db" in updated:
             path = ctx.options.ledger_db
             try:
@@ -89,7 +100,7 @@ class UsageLedger:
         if call.rejected_stream_options(flow.response):
             await self.retry_without_stream_options(flow, call)
         if self.calls.pop(flow.id, None) is not None:
-            self.complete(flow, call.finish(flow))
+            self.complete(flow, call.finish(flow, self.pricer))
 
     async def retry_without_stream_options(self, flow: http.HTTPFlow, call: Call) -> None:
         host = flow.request.pretty_host
@@ -107,7 +118,7 @@ class UsageLedger:
         call = self.calls.pop(flow.id, None)
         if call is not None:
             message = flow.error.msg if flow.error else "connection failed"
-            self.complete(flow, call.finish(flow, failure_outcome(message), message))
+            self.complete(flow, call.finish(flow, self.pricer, failure_outcome(message), message))
 
     def complete(self, flow: http.HTTPFlow, record: CallFinished) -> None:
         self.submit(record)
@@ -115,7 +126,7 @@ class UsageLedger:
 
     def done(self) -> None:
         for call in self.calls.values():
-            self.submit(call.finish(call.flow, "client_aborted", "proxy stopped before the call ended"))
+            self.submit(call.finish(call.flow, self.pricer, "client_aborted", "proxy stopped before the call ended"))
         self.calls.clear()
         if self.store is not None:
             self.store.close()

@@ -70,6 +70,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "service_tier",
+        """
+        ALTER TABLE requests ADD COLUMN service_tier TEXT
+        """,
+    ),
 ]
 
 

@@ -47,6 +47,7 @@ class CallFinished:
     usage_json: str | None
     cost_usd: float | None
     price_source: str | None
+    service_tier: str | None
     error: str | None
 
 
