@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import threading
 import time
 
@@ -16,7 +17,7 @@ import httpx2
 import openai
 import pytest
 
-from .proxy import Proxy
+from .proxy import MITMDUMP, ROOT, Proxy, free_port
 from .standin import StandIn
 
 API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
@@ -230,3 +231,15 @@ def test_default_ledger_path_is_created_private(tmp_path, standin):
         (row,) = proxy.wait_rows(1)
     assert row["input_tokens"] == 23
     assert stat.S_IMODE(os.stat(proxy.db).st_mode) == 0o600
+
+
+def test_a_bad_price_file_stops_startup_with_one_clear_line(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"gpt-4o-mini": {"input_cost_per_token": -1}}')
+    done = subprocess.run([str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1",
+                           "-p", str(free_port()), "--set", f"ledger_db={tmp_path / 'l.db'}",
+                           "--set", f"ledger_prices={prices}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    errors = [line for line in done.stdout.splitlines() if "ledger_prices" in line]
+    assert len(errors) == 1 and str(prices) in errors[0] and "input_cost_per_token" in errors[0]
+    assert "Traceback" not in done.stdout + done.stderr

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, http
 
 from .call import Call, failure_outcome, recognise_request
 from .inject import client_asked_for_usage, include_usage_body
@@ -49,17 +49,20 @@ class UsageLedger:
         )
 
     def configure(self, updated: set[str]) -> None:
+        # A bad setting is logged as one error line, not raised: raised from a script it would
+        # come with a traceback. At startup mitmproxy exits on it; later the old setting stays.
         if "ledger_prices" in updated:
             try:
                 self.pricer = Pricer(ctx.options.ledger_prices or None)
             except PriceFileError as e:
-                raise exceptions.OptionsError(f"ledger_prices: {e}") from e
+                log.error("usage-ledger: ledger_prices: %s", e)
         if "ledger_db" in updated:
             path = ctx.options.ledger_db
             try:
                 store = LedgerStore(path)
             except (OSError, sqlite3.Error) as e:
-                raise exceptions.OptionsError(f"ledger_db: cannot open {path!r}: {e}") from e
+                log.error("usage-ledger: ledger_db: cannot open %s: %s", path, e)
+                return
             old, self.store = self.store, store
             if old is not None:
                 old.close()
