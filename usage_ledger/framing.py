@@ -13,7 +13,7 @@ Memory is bounded by `max_frame`: a frame larger than that is skipped (the calle
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 Interest = Callable[[bytes], bool]
@@ -21,6 +21,10 @@ Interest = Callable[[bytes], bool]
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 """Any frame may be the one with the usage (a Responses `response.completed` event repeats the
 whole output, base64 images included), so the cap is high: it only bounds a broken stream."""
+
+NARROW_ABOVE = 2 * 1024
+"""An interesting region larger than this is cut (at frame boundaries) into pieces of about this
+size, and only the pieces that are interesting themselves are parsed."""
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
@@ -39,10 +43,12 @@ class _Framer:
         self.oversized = 0
         """How many frames were skipped for exceeding max_frame."""
 
-    def feed(self, data: bytes) -> list[Frame]:  # pragma: no cover - interface
+    def feed(self, data: bytes) -> Iterable[Frame]:  # pragma: no cover - interface
+        """The frames completed by data. May be lazy: consume it before the next feed, and the
+        `interesting` test sees the caller's state as it is when each part is reached."""
         raise NotImplementedError
 
-    def close(self) -> list[Frame]:  # pragma: no cover - interface
+    def close(self) -> Iterable[Frame]:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -61,7 +67,7 @@ class _BoundaryFramer(_Framer):
     def parse(self, region: bytes) -> list[Frame]:
         raise NotImplementedError  # pragma: no cover
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes) -> Iterable[Frame]:
         pending = self.pending
         start = max(0, len(pending) - 1)
         pending += data
@@ -71,7 +77,9 @@ class _BoundaryFramer(_Framer):
                 if not self.skipping:
                     self.oversized += 1
                 self.skipping = True
-                pending.clear()
+                # Keep the last byte: it may be the first half of the boundary that ends the
+                # oversized frame, and losing it would skip the next frame too.
+                del pending[:-1]
             return []
         region = bytes(pending[:end])
         del pending[:end]
@@ -79,18 +87,37 @@ class _BoundaryFramer(_Framer):
             self.skipping = False
             region = region[self.first_boundary(region):]
         if region and self.interesting(region):
-            return self.parse(region)
+            return self.frames(region)
         return []
 
-    def first_boundary(self, region: bytes) -> int:
+    def first_boundary(self, region: bytes, start: int = 0) -> int:
+        """End offset of the first frame boundary in region at or after start, or len(region)."""
         raise NotImplementedError  # pragma: no cover
 
-    def close(self) -> list[Frame]:
+    def frames(self, region: bytes) -> Iterator[Frame]:
+        """The frames of an interesting region, lazily. A large one is cut at frame boundaries
+        into pieces of about NARROW_ABOVE bytes, and each piece is parsed only if it is still
+        interesting when reached (after the caller has seen the frames before it), so a big
+        chunk (a decompressed one, or a whole body) costs line parsing only around what the
+        caller wants."""
+        size = len(region)
+        if size <= NARROW_ABOVE:
+            yield from self.parse(region)
+            return
+        start = 0
+        while start < size:
+            cut = self.first_boundary(region, start + NARROW_ABOVE)
+            piece = region[start:cut] if start or cut < size else region
+            if self.interesting(piece):
+                yield from self.parse(piece)
+            start = cut
+
+    def close(self) -> Iterable[Frame]:
         region = bytes(self.pending)
         self.pending.clear()
         if self.skipping or not region.strip() or not self.interesting(region):
             return []
-        return self.parse(region + b"\n\n")
+        return self.frames(region + b"\n\n")
 
 
 class SSEFramer(_BoundaryFramer):
@@ -103,7 +130,7 @@ class SSEFramer(_BoundaryFramer):
         super().__init__(interesting, max_frame)
         self.started = False
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes) -> Iterable[Frame]:
         if not self.started:
             self.pending += data
             if len(self.pending) < len(_BOM) and _BOM.startswith(bytes(self.pending)):
@@ -116,12 +143,23 @@ class SSEFramer(_BoundaryFramer):
         return super().feed(data)
 
     def last_boundary(self, start: int) -> int:
-        found = max(self.pending.rfind(b, start) for b in self._BLANK_LINE)
+        pending = self.pending
+        found = pending.rfind(b"\n\n", start)
+        # The other two blank-line patterns end in CR: only a CR after the last LF LF can make
+        # one of them the later boundary. A one-byte search for it (memrchr) spares LF-only
+        # streams two slow two-byte scans of every chunk.
+        if pending.find(b"\r", max(start, found + 2)) >= 0:
+            found = max(found, pending.rfind(b"\r\r", start), pending.rfind(b"\n\r", start))
         return -1 if found < 0 else found + 2
 
-    def first_boundary(self, region: bytes) -> int:
-        found = [i for i in (region.find(b) for b in self._BLANK_LINE) if i >= 0]
-        return min(found) + 2 if found else len(region)
+    def first_boundary(self, region: bytes, start: int = 0) -> int:
+        found = region.find(b"\n\n", start)
+        stop = len(region) if found < 0 else found
+        # As in last_boundary: a CR-ending pattern can only come first if a CR comes first.
+        if region.find(b"\r", start, stop) >= 0:
+            hits = [i for i in (region.find(b, start, stop + 2) for b in self._BLANK_LINE) if i >= 0]
+            found = min(hits) if hits else -1
+        return len(region) if found < 0 else found + 2
 
     def parse(self, region: bytes) -> list[Frame]:
         frames: list[Frame] = []
@@ -155,8 +193,8 @@ class NDJSONFramer(_BoundaryFramer):
         found = max(self.pending.rfind(b"\n", start), self.pending.rfind(b"\r", start))
         return -1 if found < 0 else found + 1
 
-    def first_boundary(self, region: bytes) -> int:
-        found = [i for i in (region.find(b"\n"), region.find(b"\r")) if i >= 0]
+    def first_boundary(self, region: bytes, start: int = 0) -> int:
+        found = [i for i in (region.find(b"\n", start), region.find(b"\r", start)) if i >= 0]
         return min(found) + 1 if found else len(region)
 
     def parse(self, region: bytes) -> list[Frame]:

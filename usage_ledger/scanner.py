@@ -6,6 +6,7 @@ Pure: bytes in, the tracker's usage/model/error out. No I/O, no mitmproxy.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from .apis.base import Tracker
 from .decoding import UnsupportedEncoding, decoder_for
@@ -70,7 +71,7 @@ class StreamScanner:
             self._deliver(self.framer.feed(self.head))
         self._deliver(self.framer.close())
 
-    def _deliver(self, frames: list[Frame]) -> None:
+    def _deliver(self, frames: Iterable[Frame]) -> None:
         for frame in frames:
             self.tracker.on_frame(frame)
 

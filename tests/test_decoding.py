@@ -1,0 +1,100 @@
+"""Incremental Content-Encoding decoders give back exactly the original bytes however the encoded
+body is cut."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import brotli
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from usage_ledger.decoding import UnsupportedEncoding, decoder_for, zstd
+
+from .corpus import pieces_at
+
+
+def deflate_raw(data: bytes) -> bytes:
+    c = zlib.compressobj(wbits=-15)
+    return c.compress(data) + c.flush()
+
+
+def gzip_flushed(data: bytes) -> bytes:
+    """As a streaming server writes gzip: a sync flush after every 50 bytes."""
+    c = zlib.compressobj(wbits=31)
+    return b"".join(c.compress(data[i:i + 50]) + c.flush(zlib.Z_SYNC_FLUSH)
+                    for i in range(0, len(data), 50)) + c.flush()
+
+
+def zstd_frames(data: bytes) -> bytes:
+    """Several zstd frames back to back (a server compressing each flush on its own)."""
+    return b"".join(zstd.compress(data[i:i + 64]) for i in range(0, len(data), 64)) or zstd.compress(b"")
+
+
+ENCODERS = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "gzip (flushed)": gzip_flushed,
+    "gzip (zlib-wrapped)": zlib.compress,  # servers that say gzip and send zlib
+    "deflate": zlib.compress,
+    "deflate (raw)": deflate_raw,
+    "br": brotli.compress,
+    "zstd": zstd.compress,
+    "zstd (several frames)": zstd_frames,
+}
+
+BODIES = st.one_of(
+    st.binary(max_size=2000),
+    st.text(max_size=500).map(lambda t: t.encode("utf-8")),
+    st.just(b'data: {"usage":{"prompt_tokens":1}}\n\n' * 300),
+)
+
+
+def decode_pieces(encoding: str, pieces: list[bytes]) -> bytes:
+    decode = decoder_for(encoding)
+    assert decode is not None
+    return b"".join(decode(p) for p in pieces) + decode(b"")
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+@settings(max_examples=60, deadline=None)
+@given(body=BODIES, data=st.data())
+def test_round_trip_at_any_split(name: str, body: bytes, data: st.DataObject) -> None:
+    blob = ENCODERS[name](body)
+    offsets = data.draw(st.lists(st.integers(0, len(blob)), max_size=20), label="offsets")
+    assert decode_pieces(name.split(" ")[0], pieces_at(blob, offsets)) == body
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_round_trip_one_byte_at_a_time(name: str) -> None:
+    body = "data: {\"t\":\"Grüße 東京 🙂\"}\r\n\r\n".encode() * 40
+    blob = ENCODERS[name](body)
+    assert decode_pieces(name.split(" ")[0], [blob[i:i + 1] for i in range(len(blob))]) == body
+
+
+def test_stacked_encodings_are_undone_last_first() -> None:
+    body = b'data: {"usage":{"prompt_tokens":1}}\n\n' * 50
+    blob = brotli.compress(gzip.compress(body))  # gzip applied first, then br
+    for header in ("gzip, br", "gzip,br", " GZIP , Br ", "identity, gzip, br"):
+        assert decode_pieces(header, pieces_at(blob, range(0, len(blob), 7))) == body
+
+
+def test_identity_means_no_decoder() -> None:
+    for header in ("", "identity", " IDENTITY ", "identity, identity", ","):
+        assert decoder_for(header) is None
+
+
+def test_unknown_encodings_are_refused() -> None:
+    for header in ("compress", "x-snappy", "gzip, lz4", "aes128gcm"):
+        with pytest.raises(UnsupportedEncoding):
+            decoder_for(header)
+
+
+def test_corrupt_input_raises_for_the_scanner_to_report() -> None:
+    for name in ("gzip", "deflate", "br", "zstd"):
+        decode = decoder_for(name)
+        assert decode is not None
+        with pytest.raises(Exception):
+            decode(b"\x00\xffthis is not compressed data at all, not even close" * 4)
