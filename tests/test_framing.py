@@ -382,9 +382,14 @@ def test_rejected_regions_produce_no_frames(words, end, data) -> None:
 
 def test_nothing_interesting_nothing_parsed() -> None:
     body = b"data: " + b'{"choices":[]}' * 1000 + b"\n\n"
-    for framer in (SSEFramer(lambda r: False), NDJSONFramer(lambda r: False),
-                   JSONArrayFramer(lambda r: False), JSONDocumentFramer(lambda r: False)):
+    for framer in (SSEFramer(lambda r: False), NDJSONFramer(lambda r: False), JSONArrayFramer(lambda r: False)):
         assert run(framer, [body[:100], body[100:]]) == []
+
+
+def test_a_json_document_is_always_delivered() -> None:
+    # One parse at the end, and an error body must be read whatever it says.
+    body = b'{"error": {"message": "no"}}'
+    assert [f.data for f in run(JSONDocumentFramer(lambda r: False), [body[:5], body[5:]])] == [body]
 
 
 def test_large_interesting_region_gives_the_same_frames_as_small_ones() -> None:

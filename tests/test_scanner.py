@@ -15,6 +15,7 @@ from usage_ledger.apis.gemini import GeminiTracker
 from usage_ledger.apis.ollama import OllamaTracker
 from usage_ledger.apis.openai_chat import ChatTracker
 from usage_ledger.apis.openai_responses import ResponsesTracker
+from usage_ledger.framing import KEEP
 from usage_ledger.scanner import StreamScanner, scan_body
 
 
@@ -291,7 +292,9 @@ def test_identity_encoding_is_no_encoding() -> None:
 
 
 def test_oversized_frame_is_counted_and_the_usage_after_it_still_read() -> None:
-    big = {**CHUNK, "choices": [{"index": 0, "delta": {"content": "x" * 5000}}]}
+    # The oversized frame holds a usage object, so it is one the scanner would have to read.
+    big = {**CHUNK, "choices": [{"index": 0, "delta": {"content": "x" * 5000}}],
+           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
     body = sse(CHUNK, big, {**CHUNK, "choices": [], "usage": USAGE})
     tracker = ChatTracker("m")
     scanner = StreamScanner(tracker, SSE, max_frame=1000)
@@ -333,3 +336,50 @@ def test_any_bytes_never_raise(make, ctype, pieces) -> None:
         scanner.feed(piece)
     scanner.close()
     tracker.usage()
+
+
+# --- what is read where: first frames, needles, and the kept last frames ------------------------
+
+def long_stream(*tail_events: dict, n: int = 2000) -> bytes:
+    """An OpenAI-style stream with n content chunks (far more than the kept KEEP bytes)."""
+    content = {**CHUNK, "choices": [{"index": 0, "delta": {"content": "word "}}], "usage": None}
+    return sse(CHUNK, *([content] * n), *tail_events)
+
+
+def test_usage_after_a_long_stream_is_read_at_its_end_at_any_split() -> None:
+    body = long_stream({**CHUNK, "choices": [], "usage": USAGE})
+    assert len(body) > 4 * KEEP
+    for step in (1, 97, 4096, len(body)):
+        tracker = ChatTracker("m")
+        scanner = StreamScanner(tracker, SSE)
+        for i in range(0, len(body), step):
+            scanner.feed(body[i:i + step])
+        scanner.close()
+        assert tokens(tracker) == USAGE_TOKENS, step
+
+
+def test_an_error_event_ending_a_long_stream_is_found() -> None:
+    body = long_stream({"error": {"message": "The server had an error while processing your request."}})
+    tracker = ChatTracker("m")
+    scanner = StreamScanner(tracker, SSE)
+    for i in range(0, len(body), 1500):
+        scanner.feed(body[i:i + 1500])
+    scanner.close()
+    assert tracker.error == "The server had an error while processing your request."
+
+
+def test_a_stream_that_breaks_off_keeps_the_last_cumulative_usage_it_carried() -> None:
+    # vLLM's continuous usage stats: every chunk carries the usage so far.
+    chunks = [{**CHUNK, "usage": {"prompt_tokens": 5, "completion_tokens": i, "total_tokens": 5 + i}}
+              for i in range(1, 400)]
+    body = sse(*chunks)
+    cut = body[: len(body) - 30]  # the last chunk arrives only in part
+    tracker = ChatTracker("m")
+    scanner = StreamScanner(tracker, SSE)
+    for i in range(0, len(cut), 500):
+        scanner.feed(cut[i:i + 500])
+    # Only the first frames (before the model was known) were read in mid-stream...
+    assert tokens(tracker)["output_tokens"] < 10
+    # ...and the kept last frames tell the usage so far.
+    scanner.abandon()
+    assert tokens(tracker)["output_tokens"] == 398

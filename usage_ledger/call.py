@@ -184,6 +184,14 @@ class Call:
                 outcome, error = "stream_error", self.tracker.error
             else:
                 outcome = "ok"
+        if self.scanner is not None:
+            if not self.scanner.closed:
+                self.scanner.abandon()  # broken off: the usage seen so far still counts
+            if self.scanner.oversized:
+                log.warning("usage-ledger: flow %s: skipped %d frame(s) larger than %d bytes",
+                            self.flow_id, self.scanner.oversized, self.scanner.max_frame)
+            if self.scanner.problem:
+                log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.flow_id, self.scanner.problem)
         usage = self.tracker.usage()
         model = self.tracker.model or self.recognised.model_requested
         price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,

@@ -4,10 +4,13 @@ Three stream formats carry LLM usage: Server-Sent Events, newline-delimited JSON
 JSON array streamed element by element (Gemini without `alt=sse`). A body that turns out to be one
 plain JSON document (an error answered to a stream request) is framed as a single frame.
 
-Every framer is lazy: it finds frame boundaries with C-speed byte searches and hands a region of
-complete frames to the per-line parser only when `interesting(region)` says it may hold something
-the caller wants. Regions that cannot hold usage are dropped without being split into lines.
-Memory is bounded by `max_frame`: a frame larger than that is skipped (the caller is told once).
+Framers are lazy, because almost no frame of a stream holds usage. A region of complete frames
+is split into lines and handed on only when `interesting(region)` says it may hold something the
+caller wants. When the caller also names `needles` (see Interest), each new chunk costs one
+in-place search for them and nothing else: frames pile up unread in a buffer that is trimmed
+(at a frame boundary) to its last KEEP bytes, and those last frames are read when the stream
+ends or breaks off, which is where usage and error events come. Memory is bounded by
+`max_frame`: a frame larger than that, which would have to be read, is skipped and counted.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 Interest = Callable[[bytes], bool]
+"""Says whether a region of complete frames may hold something the caller wants.
+
+A bound method whose object has a `needles` attribute (a tuple of byte strings, or None) says
+more. While `needles` is a tuple, the framer reads frames in mid-stream only once new bytes hold
+one of them (an empty tuple: never), and otherwise only its kept last frames, at the end; `needles`
+None means every frame may be wanted."""
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 """Any frame may be the one with the usage (a Responses `response.completed` event repeats the
@@ -25,6 +34,13 @@ whole output, base64 images included), so the cap is high: it only bounds a brok
 NARROW_ABOVE = 2 * 1024
 """An interesting region larger than this is cut (at frame boundaries) into pieces of about this
 size, and only the pieces that are interesting themselves are parsed."""
+
+KEEP = 64 * 1024
+"""Bytes of a stream's finished frames kept unparsed, so its last frames can be read at its end."""
+
+_JUNCTION = 64
+"""How far back before new bytes a needle search starts, so a needle split by the network is
+found (needles are shorter than this)."""
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
@@ -39,6 +55,8 @@ class Frame:
 class _Framer:
     def __init__(self, interesting: Interest, max_frame: int) -> None:
         self.interesting = interesting
+        self.owner = getattr(interesting, "__self__", None) if hasattr(
+            getattr(interesting, "__self__", None), "needles") else None
         self.max_frame = max_frame
         self.oversized = 0
         """How many frames were skipped for exceeding max_frame."""
@@ -49,19 +67,35 @@ class _Framer:
         raise NotImplementedError
 
     def close(self) -> Iterable[Frame]:  # pragma: no cover - interface
+        """The frames left at the end of the stream."""
         raise NotImplementedError
+
+    def abandon(self) -> Iterable[Frame]:
+        """The complete frames still held when the stream breaks off; the unfinished one is lost."""
+        return ()
 
 
 class _BoundaryFramer(_Framer):
     """Frames that end at a byte pattern: keeps only the unfinished tail between feeds."""
 
-    def __init__(self, interesting: Interest, max_frame: int) -> None:
+    def __init__(self, interesting: Interest, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         super().__init__(interesting, max_frame)
         self.pending = bytearray()
         self.skipping = False
+        self.at_start = True
+        self.keep = min(KEEP, max_frame // 2)
+        self.trim_above = 2 * self.keep
+        self.searched = 0  # pending[:searched] is known to hold no needle
+        self.unsearched = 0  # pending[:unsearched] is known to hold no frame boundary
+        self.hit = False  # pending holds a needle
+
+    def start_stream(self) -> bool:
+        """Called with the stream's first bytes in pending; False to wait for more."""
+        self.at_start = False
+        return True
 
     def last_boundary(self, start: int) -> int:
-        """End offset (exclusive) of the last complete frame found at or after start, or -1."""
+        """End offset (exclusive) in pending of the last frame boundary ending after start, or -1."""
         raise NotImplementedError  # pragma: no cover
 
     def parse(self, region: bytes) -> list[Frame]:
@@ -69,26 +103,70 @@ class _BoundaryFramer(_Framer):
 
     def feed(self, data: bytes) -> Iterable[Frame]:
         pending = self.pending
-        start = max(0, len(pending) - 1)
         pending += data
-        end = self.last_boundary(start)
+        if self.at_start and not self.start_stream():
+            return ()
+        owner = self.owner
+        needles = owner.needles if owner is not None else None
+        if needles is not None and not self.hit and not self.skipping:
+            # The hot path, for almost every chunk of a long stream: only the bytes not searched
+            # before are searched for the needles, in place, and nothing else is done. Finished
+            # frames stay in the buffer until it holds 2 * keep bytes, so the stream's last
+            # frames are still there to read when it ends.
+            since = self.searched - _JUNCTION
+            if since < 0:
+                since = 0
+            for needle in needles:
+                if pending.find(needle, since) >= 0:
+                    break
+            else:
+                self.searched = size = len(pending)
+                if size > self.trim_above:
+                    self._trim()
+                return ()
+            self.hit = True
+        end = self.last_boundary(self.unsearched)
         if end < 0:
+            self.unsearched = len(pending)
             if len(pending) > self.max_frame:
-                if not self.skipping:
-                    self.oversized += 1
-                self.skipping = True
-                # Keep the last byte: it may be the first half of the boundary that ends the
-                # oversized frame, and losing it would skip the next frame too.
-                del pending[:-1]
-            return []
+                self._overflow()
+            return ()
         region = bytes(pending[:end])
         del pending[:end]
         if self.skipping:
             self.skipping = False
             region = region[self.first_boundary(region):]
+        # What is left may already hold a needle: if so, the next feed must not skip it.
+        self.hit = needles is not None and any(needle in pending for needle in needles)
+        self.searched = self.unsearched = len(pending)
         if region and self.interesting(region):
             return self.frames(region)
-        return []
+        return ()
+
+    def _trim(self) -> None:
+        """Drop finished frames, keeping about the last `keep` bytes, cut at a frame boundary."""
+        pending = self.pending
+        size = len(pending)
+        cut = self.first_boundary(pending, size - self.keep)
+        if cut < size:
+            del pending[:cut]
+            self.searched -= cut
+            self.unsearched = max(0, self.unsearched - cut)
+            self.trim_above = 2 * self.keep
+        elif size > self.max_frame:
+            self._overflow()
+        else:  # inside one long frame: try again once it has grown by keep
+            self.trim_above = size + self.keep
+
+    def _overflow(self) -> None:
+        if not self.skipping:
+            self.oversized += 1
+        self.skipping = True
+        self.hit = False
+        # Keep the last byte: it may be the first half of the boundary that ends the oversized
+        # frame, and losing it would skip the next frame too.
+        del self.pending[:-1]
+        self.searched = self.unsearched = 0
 
     def first_boundary(self, region: bytes, start: int = 0) -> int:
         """End offset of the first frame boundary in region at or after start, or len(region)."""
@@ -100,6 +178,7 @@ class _BoundaryFramer(_Framer):
         interesting when reached (after the caller has seen the frames before it), so a big
         chunk (a decompressed one, or a whole body) costs line parsing only around what the
         caller wants."""
+        interesting = self.interesting
         size = len(region)
         if size <= NARROW_ABOVE:
             yield from self.parse(region)
@@ -119,6 +198,14 @@ class _BoundaryFramer(_Framer):
             return []
         return self.frames(region + b"\n\n")
 
+    def abandon(self) -> Iterable[Frame]:
+        end = -1 if self.skipping else self.last_boundary(0)
+        region = bytes(self.pending[:end]) if end > 0 else b""
+        self.pending.clear()
+        if not region.strip() or not self.interesting(region):
+            return []
+        return self.frames(region)
+
 
 class SSEFramer(_BoundaryFramer):
     """text/event-stream per the WHATWG rules: CR, LF or CRLF line ends, `data:` lines joined
@@ -126,29 +213,24 @@ class SSEFramer(_BoundaryFramer):
 
     _BLANK_LINE = (b"\n\n", b"\r\r", b"\n\r")
 
-    def __init__(self, interesting: Interest, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        super().__init__(interesting, max_frame)
-        self.started = False
-
-    def feed(self, data: bytes) -> Iterable[Frame]:
-        if not self.started:
-            self.pending += data
-            if len(self.pending) < len(_BOM) and _BOM.startswith(bytes(self.pending)):
-                return []
-            self.started = True
-            data = bytes(self.pending)
-            self.pending.clear()
-            if data.startswith(_BOM):
-                data = data[len(_BOM):]
-        return super().feed(data)
+    def start_stream(self) -> bool:
+        """Strip one leading UTF-8 byte order mark, as the WHATWG parser does."""
+        pending = self.pending
+        if len(pending) < len(_BOM) and _BOM.startswith(pending):
+            return False
+        if pending.startswith(_BOM):
+            del pending[:len(_BOM)]
+        self.at_start = False
+        return True
 
     def last_boundary(self, start: int) -> int:
         pending = self.pending
+        start = start - 1 if start > 0 else 0  # a blank line may straddle the joint
         found = pending.rfind(b"\n\n", start)
         # The other two blank-line patterns end in CR: only a CR after the last LF LF can make
-        # one of them the later boundary. A one-byte search for it (memrchr) spares LF-only
-        # streams two slow two-byte scans of every chunk.
-        if pending.find(b"\r", max(start, found + 2)) >= 0:
+        # one of them the later boundary. A one-byte search for it (memchr) spares LF-only
+        # streams two slower two-byte scans of every chunk.
+        if pending.find(b"\r", found + 2 if found >= start else start) >= 0:
             found = max(found, pending.rfind(b"\r\r", start), pending.rfind(b"\n\r", start))
         return -1 if found < 0 else found + 2
 
@@ -193,6 +275,7 @@ class NDJSONFramer(_BoundaryFramer):
         found = max(self.pending.rfind(b"\n", start), self.pending.rfind(b"\r", start))
         return -1 if found < 0 else found + 1
 
+
     def first_boundary(self, region: bytes, start: int = 0) -> int:
         found = [i for i in (region.find(b"\n", start), region.find(b"\r", start)) if i >= 0]
         return min(found) + 1 if found else len(region)
@@ -221,8 +304,8 @@ class JSONDocumentFramer(_Framer):
     def close(self) -> list[Frame]:
         body = bytes(self.body)
         self.body = bytearray()
-        if self.too_large or not body.strip() or not self.interesting(body):
-            return []
+        if self.too_large or not body.strip():
+            return []  # one parse at the end, and an error body must always be read: no filter
         return [Frame(body)]
 
 

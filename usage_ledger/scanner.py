@@ -55,8 +55,11 @@ class StreamScanner:
             if not self.head.strip() and len(self.head) < _SNIFF_LIMIT:
                 return
             data, self.head = self.head, b""
-            self.framer = framer_for(self.content_type, data, self.tracker.interesting, self.max_frame)
+            self._start(data)
         self._deliver(self.framer.feed(data))
+
+    def _start(self, first: bytes) -> None:
+        self.framer = framer_for(self.content_type, first, self.tracker.interesting, self.max_frame)
 
     def close(self) -> None:
         if self.closed:
@@ -67,9 +70,16 @@ class StreamScanner:
         if self.framer is None:
             if not self.head.strip():
                 return
-            self.framer = framer_for(self.content_type, self.head, self.tracker.interesting, self.max_frame)
+            self._start(self.head)
             self._deliver(self.framer.feed(self.head))
         self._deliver(self.framer.close())
+
+    def abandon(self) -> None:
+        """The stream broke off: read what the complete frames still held say (usage so far)."""
+        if self.closed or self.problem or self.framer is None:
+            return
+        self.closed = True
+        self._deliver(self.framer.abandon())
 
     def _deliver(self, frames: Iterable[Frame]) -> None:
         for frame in frames:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ def count(obj: Any, *keys: str) -> int | None:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
         return None
     return int(obj)
 

@@ -31,7 +31,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 class MessagesTracker(Tracker):
-    USAGE_HINT = re.compile(rb'"usage"|"type"\s*:\s*"error"')
+    NEEDLES = (b"output_tokens",)  # in message_start's usage and every message_delta's
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         kind = obj.get("type")

@@ -26,31 +26,63 @@ class Recognised:
 class Tracker:
     """Reads one response: stream frames (or the whole body) in, usage, model and error out.
 
-    Subclasses override `interesting` (a cheap byte test, run on every region of the stream)
-    and `on_object` (run on parsed JSON of the frames that pass it). The last usage reported
-    wins: providers repeat cumulative counters, so nothing is ever summed across frames.
+    Subclasses set `NEEDLES` and override `on_object` (run on parsed JSON of the frames that
+    pass `interesting`). The last usage reported wins: providers repeat cumulative counters, so
+    nothing is ever summed across frames.
     """
 
-    USAGE_HINT: re.Pattern[bytes] = re.compile(rb'"usage"\s*:\s*\{|"error"')
+    NEEDLES: tuple[bytes, ...] = (b"_tokens",)
+    """Byte strings of which a frame with usage holds at least one. Searched for in every byte of
+    a stream, so each should be long and rare: a key of the usage object itself."""
+
+    USAGE_MARK: re.Pattern[bytes] | None = None
+    """For shapes whose usage comes in a stream's first or last frames: what marks it. Tested
+    only on what a framer reads anyway (the frames before the model is known, and the last ones,
+    which it keeps until the stream ends or breaks off), so NEEDLES can be empty and the bytes in
+    between are not searched at all."""
+
+    ERROR_MARK = b'"error"'
+    """Frames holding this are parsed too, but it is not searched for in every byte: error events
+    end streams, and framers keep a stream's last frames to read when it ends."""
 
     def __init__(self, model_requested: str | None = None) -> None:
         self.model_requested = model_requested
-        self.model: str | None = None
+        self.needles: tuple[bytes, ...] | None = None
+        """What a framer may search for in place: NEEDLES once the model is known; None while
+        every frame is wanted."""
+        self._model: str | None = None
         self.raw_usage: dict[str, Any] | None = None
         self.error: str | None = None
         self.service_tier: str | None = None
 
-    def interesting(self, region: bytes) -> bool:
-        return self.model is None or self.USAGE_HINT.search(region) is not None
+    @property
+    def model(self) -> str | None:
+        """The model the response names (the first non-empty one, unless a shape says otherwise)."""
+        return self._model
 
-    def on_frame(self, frame: Frame) -> None:
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._model = value
+        self.needles = None if value is None else self.NEEDLES
+
+    def interesting(self, region: bytes) -> bool:
+        if self._model is None:
+            return True
+        for needle in self.NEEDLES:
+            if needle in region:
+                return True
+        if self.USAGE_MARK is not None and self.USAGE_MARK.search(region) is not None:
+            return True
+        return self.ERROR_MARK in region
+
+    def on_frame(self, frame: Frame, always: bool = False) -> None:
         data = frame.data
         if data[:1] != b"{" and data.lstrip()[:1] != b"{":
             return  # `[DONE]` and other non-object payloads
-        if not self.interesting(data):
+        if not always and not self.interesting(data):
             return
         try:
-            obj = json.loads(data)
+            obj = json.loads(data, parse_constant=_no_constant)
         except ValueError:
             return
         if isinstance(obj, dict):
@@ -73,6 +105,11 @@ class Tracker:
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
         raise NotImplementedError  # pragma: no cover
+
+
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are not counts: read them as not reported."""
+    return None
 
 
 def error_message(obj: Any) -> str | None:

@@ -28,7 +28,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 class GeminiTracker(Tracker):
-    USAGE_HINT = re.compile(rb'"usageMetadata"|"error"')
+    NEEDLES = (b"usageMetadata",)
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         version = obj.get("modelVersion")

@@ -24,7 +24,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 class OllamaTracker(Tracker):
-    USAGE_HINT = re.compile(rb'"done"\s*:\s*true|_count"|"error"')
+    NEEDLES = (b"eval_count",)
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))

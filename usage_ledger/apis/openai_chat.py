@@ -31,6 +31,12 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 class ChatTracker(Tracker):
+    # Usage comes at a stream's end (the include_usage chunk, the finish chunk of Groq, Mistral,
+    # DeepSeek, Together) or in every chunk, cumulative (vLLM's continuous stats, Gemini's
+    # compatible endpoint): reading the last frames when the stream ends, or breaks off, finds
+    # the final count without searching every byte on the way.
+    NEEDLES = ()
+    USAGE_MARK = re.compile(rb'"usage"\s*:\s*\{')
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))
         if isinstance(obj.get("service_tier"), str):
