@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usage_ledger.decoding import UnsupportedEncoding, decoder_for, zstd
+from usage_ledger.decoding import PIECE, UnsupportedEncoding, decoder_for, zstd
 
 from .corpus import pieces_at
 
@@ -55,7 +55,7 @@ BODIES = st.one_of(
 def decode_pieces(encoding: str, pieces: list[bytes]) -> bytes:
     decode = decoder_for(encoding)
     assert decode is not None
-    return b"".join(decode(p) for p in pieces) + decode(b"")
+    return b"".join(b"".join(decode(p)) for p in pieces) + b"".join(decode(b""))
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
@@ -97,4 +97,19 @@ def test_corrupt_input_raises_for_the_scanner_to_report() -> None:
         decode = decoder_for(name)
         assert decode is not None
         with pytest.raises(Exception):
-            decode(b"\x00\xffthis is not compressed data at all, not even close" * 4)
+            list(decode(b"\x00\xffthis is not compressed data at all, not even close" * 4))
+
+
+@pytest.mark.parametrize("name", ["gzip", "deflate", "br", "zstd"])
+def test_a_compression_bomb_comes_out_in_bounded_pieces(name: str) -> None:
+    plain = b"\0" * (64 * PIECE)
+    packed = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+              "zstd": zstd.compress}[name](plain)
+    assert len(packed) < PIECE // 4
+    pieces = list(decoder_for(name)(packed))
+    assert max(len(p) for p in pieces) <= 2 * PIECE and sum(len(p) for p in pieces) == len(plain)
+
+
+def test_every_member_of_a_multi_member_gzip_body_is_decoded() -> None:
+    body = gzip.compress(b"data: one\n\n") + gzip.compress(b"data: two\n\n")
+    assert b"".join(decoder_for("gzip")(body)) == b"data: one\n\ndata: two\n\n"

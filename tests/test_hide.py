@@ -57,3 +57,18 @@ def test_a_stream_cut_short_still_forwards_every_byte_it_had():
     out, _ = run(partial, [3, 50])
     assert out == partial
     assert json.loads(AZURE_FIRST[6:])["choices"] == []
+
+
+def test_a_crlf_event_goes_on_whole_with_its_last_lf():
+    f = UsageChunkFilter()
+    assert f.feed(b'data: {"x":1}\r\n\r\n') == [b'data: {"x":1}\r\n\r\n']
+    assert f.feed(b'data: {"choices":[],"usage":{"prompt_tokens":1}}\r\n\r\ndata: [DONE]\r\n\r\n') == [
+        b"data: [DONE]\r\n\r\n"]
+
+
+def test_a_filter_failure_passes_the_bytes_on_unchanged(monkeypatch):
+    f = UsageChunkFilter()
+    monkeypatch.setattr(f, "without_usage_chunk", lambda region: 1 / 0)
+    body = b'data: {"choices":[],"usage":{"prompt_tokens":1}}\n\ndata: [DONE]\n\n'
+    out = b"".join(f.feed(body[:20]) + f.feed(body[20:]) + f.feed(b""))
+    assert out == body

@@ -100,3 +100,51 @@ def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
         assert sent == recorded_body, f"{case}: client bytes differ"
         if ok and row["input_tokens"] is not None:
             assert comment.startswith(f"{row['model']} · {row['input_tokens']} in / "), case
+
+
+def test_replaying_a_flow_in_mitmweb_records_a_second_call(tmp_path):
+    db = tmp_path / "ledger.db"
+    ledger = UsageLedger()
+    recorded = next(f for f in recorded_flows() if f.metadata["case"] == "openai__openai-chat__nostream__gpt5-service-tier")
+
+    async def run():
+        with taddons.context(ledger) as tctx:
+            tctx.configure(ledger, ledger_db=str(db))
+            flow = recorded.copy()
+            response = flow.response
+            for replay in (None, "request"):  # mitmproxy's client replay reuses the flow
+                flow.is_replay = replay
+                flow.response = None
+                ledger.request(flow)
+                flow.response = response
+                ledger.responseheaders(flow)
+                await ledger.response(flow)
+            ledger.done()
+
+    asyncio.run(run())
+    con = sqlite3.connect(db)
+    rows = con.execute("select flow_id, outcome, input_tokens, output_tokens from requests order by id").fetchall()
+    assert len(rows) == 2 and rows[0][0] != rows[1][0] and rows[1][0].startswith(rows[0][0] + "/replay-")
+    assert rows[0][1:] == rows[1][1:] == ("ok", 8, 82)
+
+
+def test_a_bug_while_reading_a_response_still_completes_its_row(tmp_path, monkeypatch):
+    from usage_ledger import call as call_module
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(call_module.Call, "finish", broken)
+    db = tmp_path / "ledger.db"
+    ledger = UsageLedger()
+    recorded = next(f for f in recorded_flows() if f.metadata["case"] == "openai__openai-chat__nostream__gpt5-service-tier")
+
+    async def run():
+        with taddons.context(ledger) as tctx:
+            tctx.configure(ledger, ledger_db=str(db))
+            await replay(ledger, recorded, random.Random(1))
+            ledger.done()
+
+    asyncio.run(run())
+    row = sqlite3.connect(db).execute("select outcome, status_code, input_tokens, error from requests").fetchone()
+    assert row == ("ok", 200, None, "usage-ledger internal error: RuntimeError")

@@ -383,3 +383,23 @@ def test_a_stream_that_breaks_off_keeps_the_last_cumulative_usage_it_carried() -
     # ...and the kept last frames tell the usage so far.
     scanner.abandon()
     assert tokens(tracker)["output_tokens"] == 398
+
+
+def test_a_json_body_behind_a_byte_order_mark_is_read() -> None:
+    tracker, scanner = scanned(ChatTracker, b'\xef\xbb\xbf{"error":{"message":"bad key"}}', ctype=SSE)
+    assert tracker.error == "bad key"
+
+
+def test_ndjson_sent_as_application_json_is_read_line_by_line() -> None:
+    body = b'{"model":"llama3.2","done":false}\n{"model":"llama3.2","done":true,"prompt_eval_count":3,"eval_count":4}\n'
+    tracker, scanner = scanned(OllamaTracker, body, ctype="application/json")
+    assert (tracker.usage().input_tokens, tracker.usage().output_tokens) == (3, 4)
+
+
+def test_a_crlf_body_of_many_megabytes_is_read() -> None:
+    event = (b'data: {"candidates":[{"content":{"parts":[{"text":"hi"}]}}],'
+             b'"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":7},"modelVersion":"g"}\r\n\r\n')
+    body = event * (4_000_000 // len(event))
+    tracker = GeminiTracker("m")
+    scan_body(tracker, body)  # see benchmarks/ for speed; quadratic framing took 10 s here
+    assert tracker.usage().output_tokens == 7

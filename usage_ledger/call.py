@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .hide import UsageChunkFilter
-from .pricing import Pricer
+from .pricing import Price, Pricer
 from .providers import provider_for
 from .records import CallFinished, CallStarted
 from .redact import redact_path
@@ -60,6 +61,9 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 @dataclass
 class Call:
+    row_id: str
+    """The row's `flow_id`: mitmproxy's flow id, with a suffix for each replay of the flow
+    (a replay reuses the flow, and is a call of its own)."""
     flow: http.HTTPFlow
     recognised: Recognised
     tracker: Tracker
@@ -74,15 +78,13 @@ class Call:
     original_body: bytes | None = field(default=None, repr=False)
     hook_failed: bool = field(default=False, repr=False)
 
-    @property
-    def flow_id(self) -> str:
-        return self.flow.id
-
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
         """Take the call's tags (stripping their headers) and credential from the request."""
         request = flow.request
+        row_id = flow.id if not flow.is_replay else f"{flow.id}/replay-{uuid.uuid4().hex[:8]}"
         return cls(
+            row_id=row_id,
             flow=flow,
             recognised=recognised,
             tracker=tracker_type(recognised.model_requested),
@@ -105,7 +107,7 @@ class Call:
         request = flow.request
         peer = flow.client_conn.peername
         return CallStarted(
-            flow_id=self.flow_id,
+            flow_id=self.row_id,
             started_at=iso_utc(request.timestamp_start),
             client=f"{peer[0]}:{peer[1]}" if peer else None,
             user_agent=request.headers.get("user-agent"),
@@ -140,21 +142,17 @@ class Call:
 
         The one exception is the usage-only chunk our injection caused (see hide.py).
         """
-        if self.hook_failed or self.scanner is None:
-            return data
-        try:
-            if data:
-                self.scanner.feed(data)
-            else:
-                self.scanner.close()
-            if self.chunk_filter is not None:
-                return self.chunk_filter.feed(data)
-        except Exception:  # our bug must never break the client's stream
-            self.hook_failed = True
-            log.exception("usage-ledger: stopped reading usage from flow %s", self.flow_id)
-            if self.chunk_filter is not None:
-                held, self.chunk_filter = bytes(self.chunk_filter.pending) + data, None
-                return [held] if held else []
+        if not self.hook_failed and self.scanner is not None:
+            try:
+                if data:
+                    self.scanner.feed(data)
+                else:
+                    self.scanner.close()
+            except Exception:  # our bug must never break the client's stream
+                self.hook_failed = True
+                log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
+        if self.chunk_filter is not None:
+            return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
         return data
 
     def rejected_stream_options(self, response: http.Response) -> bool:
@@ -174,7 +172,7 @@ class Call:
                 try:
                     scan_body(self.tracker, body)
                 except Exception:
-                    log.exception("usage-ledger: could not read usage from flow %s", self.flow_id)
+                    log.exception("usage-ledger: could not read usage from flow %s", self.row_id)
             else:
                 error = body_error(body)
         if outcome is None:
@@ -189,18 +187,22 @@ class Call:
                 self.scanner.abandon()  # broken off: the usage seen so far still counts
             if self.scanner.oversized:
                 log.warning("usage-ledger: flow %s: skipped %d frame(s) larger than %d bytes",
-                            self.flow_id, self.scanner.oversized, self.scanner.max_frame)
+                            self.row_id, self.scanner.oversized, self.scanner.max_frame)
             if self.scanner.problem:
-                log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.flow_id, self.scanner.problem)
+                log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.row_id, self.scanner.problem)
         usage = self.tracker.usage()
         model = self.tracker.model or self.recognised.model_requested
-        price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,
-                             when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
-                             service_tier=self.tracker.service_tier)
+        try:
+            price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,
+                                 when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
+                                 service_tier=self.tracker.service_tier)
+        except Exception:  # a price we cannot compute is an unpriced call, not a lost row
+            log.exception("usage-ledger: could not price flow %s", self.row_id)
+            price = Price(None, None)
         started = flow.request.timestamp_end or flow.request.timestamp_start
         ended = (response.timestamp_end if response is not None else None) or time.time()
         return CallFinished(
-            flow_id=self.flow_id,
+            flow_id=self.row_id,
             outcome=outcome,
             status_code=status,
             stream=int(self.streamed),
@@ -219,6 +221,21 @@ class Call:
             price_source=price.source,
             service_tier=self.tracker.service_tier,
             error=scrub(error, self.secret),
+        )
+
+
+    def unread(self, flow: http.HTTPFlow, outcome: str | None, error: str | None) -> CallFinished:
+        """The row of a call whose response could not be read: status and timing, no usage."""
+        response = flow.response
+        status = response.status_code if response is not None else None
+        if outcome is None:
+            outcome = "ok" if status is not None and 200 <= status < 300 else "http_error"
+        return CallFinished(
+            flow_id=self.row_id, outcome=outcome, status_code=status, stream=int(self.streamed),
+            usage_injected=int(self.usage_injected), model=self.recognised.model_requested,
+            ttfb_ms=None, duration_ms=None, input_tokens=None, cached_input_tokens=None,
+            cache_write_tokens=None, output_tokens=None, reasoning_tokens=None, total_tokens=None,
+            usage_json=None, cost_usd=None, price_source=None, service_tier=None, error=error,
         )
 
 

@@ -36,7 +36,8 @@ NARROW_ABOVE = 2 * 1024
 size, and only the pieces that are interesting themselves are parsed."""
 
 KEEP = 64 * 1024
-"""Bytes of a stream's finished frames kept unparsed, so its last frames can be read at its end."""
+"""Finished frames kept unread, so a stream's last ones can be read at its end: at least about
+KEEP bytes of them (cut at a frame boundary), at most 2 * KEEP."""
 
 _JUNCTION = 64
 """How far back before new bytes a needle search starts, so a needle split by the network is
@@ -44,6 +45,11 @@ found (needles are shorter than this)."""
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
+LEADING_NOISE = b" \t\r\n" + _BOM
+"""What may come before a body's first meaningful byte: white space and a byte order mark."""
+_LINE_END_BYTE = re.compile(rb"[\r\n]")
+_SSE_BLANK_LINE = re.compile(rb"\n\n|\r\r|\n\r")
+_NDJSON_SEAM = re.compile(rb"\}[ \t]*\r?\n[ \t\r\n]*\{")
 
 
 @dataclass(slots=True, frozen=True)
@@ -76,7 +82,8 @@ class _Framer:
 
 
 class _BoundaryFramer(_Framer):
-    """Frames that end at a byte pattern: keeps only the unfinished tail between feeds."""
+    """Frames that end at a byte pattern. Between feeds it keeps the unfinished frame and, when
+    the caller names needles, up to 2 * keep bytes of finished, unread frames before it."""
 
     def __init__(self, interesting: Interest, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         super().__init__(interesting, max_frame)
@@ -86,7 +93,7 @@ class _BoundaryFramer(_Framer):
         self.keep = min(KEEP, max_frame // 2)
         self.trim_above = 2 * self.keep
         self.searched = 0  # pending[:searched] is known to hold no needle
-        self.unsearched = 0  # pending[:unsearched] is known to hold no frame boundary
+        self.boundary_search_from = 0  # pending[:boundary_search_from] holds no frame boundary
         self.hit = False  # pending holds a needle
 
     def start_stream(self) -> bool:
@@ -125,9 +132,9 @@ class _BoundaryFramer(_Framer):
                     self._trim()
                 return ()
             self.hit = True
-        end = self.last_boundary(self.unsearched)
+        end = self.last_boundary(self.boundary_search_from)
         if end < 0:
-            self.unsearched = len(pending)
+            self.boundary_search_from = len(pending)
             if len(pending) > self.max_frame:
                 self._overflow()
             return ()
@@ -136,9 +143,15 @@ class _BoundaryFramer(_Framer):
         if self.skipping:
             self.skipping = False
             region = region[self.first_boundary(region):]
-        # What is left may already hold a needle: if so, the next feed must not skip it.
-        self.hit = needles is not None and any(needle in pending for needle in needles)
-        self.searched = self.unsearched = len(pending)
+        self.boundary_search_from = len(pending)
+        self.trim_above = 2 * self.keep
+        # What is left may already hold a needle: if so, the next feed must not skip it. Without
+        # needles now (the model is not known yet), it has not been searched at all.
+        if needles is None:
+            self.hit, self.searched = False, 0
+        else:
+            self.hit = any(needle in pending for needle in needles)
+            self.searched = len(pending)
         if region and self.interesting(region):
             return self.frames(region)
         return ()
@@ -147,11 +160,14 @@ class _BoundaryFramer(_Framer):
         """Drop finished frames, keeping about the last `keep` bytes, cut at a frame boundary."""
         pending = self.pending
         size = len(pending)
-        cut = self.first_boundary(pending, size - self.keep)
+        since = size - self.keep
+        # Two memchr calls spare a pattern search in the middle of one long line (a big frame).
+        lined = pending.find(b"\n", since) >= 0 or pending.find(b"\r", since) >= 0
+        cut = self.first_boundary(pending, since) if lined else size
         if cut < size:
             del pending[:cut]
             self.searched -= cut
-            self.unsearched = max(0, self.unsearched - cut)
+            self.boundary_search_from = max(0, self.boundary_search_from - cut)
             self.trim_above = 2 * self.keep
         elif size > self.max_frame:
             self._overflow()
@@ -166,7 +182,7 @@ class _BoundaryFramer(_Framer):
         # Keep the last byte: it may be the first half of the boundary that ends the oversized
         # frame, and losing it would skip the next frame too.
         del self.pending[:-1]
-        self.searched = self.unsearched = 0
+        self.searched = self.boundary_search_from = 0
 
     def first_boundary(self, region: bytes, start: int = 0) -> int:
         """End offset of the first frame boundary in region at or after start, or len(region)."""
@@ -178,7 +194,6 @@ class _BoundaryFramer(_Framer):
         interesting when reached (after the caller has seen the frames before it), so a big
         chunk (a decompressed one, or a whole body) costs line parsing only around what the
         caller wants."""
-        interesting = self.interesting
         size = len(region)
         if size <= NARROW_ABOVE:
             yield from self.parse(region)
@@ -211,8 +226,6 @@ class SSEFramer(_BoundaryFramer):
     """text/event-stream per the WHATWG rules: CR, LF or CRLF line ends, `data:` lines joined
     with LF, `event:` names, comments ignored, an event dispatched at a blank line."""
 
-    _BLANK_LINE = (b"\n\n", b"\r\r", b"\n\r")
-
     def start_stream(self) -> bool:
         """Strip one leading UTF-8 byte order mark, as the WHATWG parser does."""
         pending = self.pending
@@ -235,13 +248,10 @@ class SSEFramer(_BoundaryFramer):
         return -1 if found < 0 else found + 2
 
     def first_boundary(self, region: bytes, start: int = 0) -> int:
-        found = region.find(b"\n\n", start)
-        stop = len(region) if found < 0 else found
-        # As in last_boundary: a CR-ending pattern can only come first if a CR comes first.
-        if region.find(b"\r", start, stop) >= 0:
-            hits = [i for i in (region.find(b, start, stop + 2) for b in self._BLANK_LINE) if i >= 0]
-            found = min(hits) if hits else -1
-        return len(region) if found < 0 else found + 2
+        # A forward search that stops at the first match: never a scan to the end of a region
+        # in which one of the patterns is absent (`\n\n` in a CRLF stream).
+        found = _SSE_BLANK_LINE.search(region, start)
+        return found.end() if found else len(region)
 
     def parse(self, region: bytes) -> list[Frame]:
         frames: list[Frame] = []
@@ -268,17 +278,14 @@ class SSEFramer(_BoundaryFramer):
 class NDJSONFramer(_BoundaryFramer):
     """One JSON value per line (application/x-ndjson)."""
 
-    def __init__(self, interesting: Interest, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        super().__init__(interesting, max_frame)
-
     def last_boundary(self, start: int) -> int:
         found = max(self.pending.rfind(b"\n", start), self.pending.rfind(b"\r", start))
         return -1 if found < 0 else found + 1
 
 
     def first_boundary(self, region: bytes, start: int = 0) -> int:
-        found = [i for i in (region.find(b"\n", start), region.find(b"\r", start)) if i >= 0]
-        return min(found) + 1 if found else len(region)
+        found = _LINE_END_BYTE.search(region, start)
+        return found.end() if found else len(region)
 
     def parse(self, region: bytes) -> list[Frame]:
         return [Frame(line) for line in _LINE_END.split(region) if line.strip()]
@@ -302,10 +309,12 @@ class JSONDocumentFramer(_Framer):
         return []
 
     def close(self) -> list[Frame]:
-        body = bytes(self.body)
+        body = bytes(self.body).lstrip(LEADING_NOISE)
         self.body = bytearray()
-        if self.too_large or not body.strip():
+        if self.too_large or not body:
             return []  # one parse at the end, and an error body must always be read: no filter
+        if _NDJSON_SEAM.search(body):  # newline-delimited objects sent as plain JSON
+            return [Frame(line) for line in _LINE_END.split(body) if line.strip()]
         return [Frame(body)]
 
 
@@ -387,7 +396,7 @@ class JSONArrayFramer(_Framer):
 def framer_for(content_type: str, first_bytes: bytes, interesting: Interest,
                max_frame: int = DEFAULT_MAX_FRAME) -> _Framer:
     """Choose the framer from the response's Content-Type and its first non-blank byte."""
-    first = first_bytes.lstrip()[:1]
+    first = first_bytes.lstrip(LEADING_NOISE)[:1]
     ctype = content_type.lower()
     if "ndjson" in ctype or "jsonl" in ctype:
         return NDJSONFramer(interesting, max_frame)

@@ -10,11 +10,15 @@ object. Pure: bytes in, bytes out.
 from __future__ import annotations
 
 import json
+import logging
 import re
 
-_EVENT_END = re.compile(rb"(?<=\n\n|\r\r|\n\r)")
+log = logging.getLogger(__name__)
+
+_BLANK_LINE = re.compile(rb"\r\n\r\n|\r\n\n|\n\r\n|\r\r\n|\r\n\r|\n\n|\n\r|\r\r")
+"""A line end followed by an empty line, longest form first, so a CRLF's LF stays with it."""
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
-_DATA_LINE = re.compile(rb"^data: ?(.*?)\r?$", re.M)
+_DATA_LINE = re.compile(rb"^data: ?(.*)$", re.M)
 
 
 def is_usage_only_event(event: bytes) -> bool:
@@ -23,7 +27,7 @@ def is_usage_only_event(event: bytes) -> bool:
     data = b"\n".join(m.group(1) for m in _DATA_LINE.finditer(event.replace(b"\r\n", b"\n").replace(b"\r", b"\n")))
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict)
 
@@ -32,27 +36,47 @@ class UsageChunkFilter:
     def __init__(self) -> None:
         self.pending = bytearray()
         self.hidden = 0
+        self.swallow_lf = False
 
     def feed(self, data: bytes) -> list[bytes]:
         """The bytes to forward now (never an empty piece: that would end the response)."""
         if not data:
             rest, self.pending = bytes(self.pending), bytearray()
             return [rest] if rest else []
+        if self.swallow_lf:  # the LF that completes the blank line of an event we hid
+            self.swallow_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+                if not data:
+                    return []
         start = max(0, len(self.pending) - 1)
         self.pending += data
         end = max(self.pending.rfind(b, start) for b in (b"\n\n", b"\r\r", b"\n\r"))
         if end < 0:
             return []
         end += 2
+        if self.pending[end - 1] == 0x0D and self.pending[end:end + 1] == b"\n":
+            end += 1  # the LF of a CRLF blank line: a client may wait for it
         region = bytes(self.pending[:end])
         del self.pending[:end]
-        if not _EMPTY_CHOICES.search(region):
-            return [region]
-        kept = []
-        for event in _EVENT_END.split(region):
-            if event and is_usage_only_event(event):
-                self.hidden += 1
-            elif event:
-                kept.append(event)
-        out = b"".join(kept)
+        try:
+            out = self.without_usage_chunk(region)
+        except Exception:  # our bug must cost the client nothing: pass the region on whole
+            log.exception("usage-ledger: could not filter a stream; passing it on as it came")
+            out = region
         return [out] if out else []
+
+    def without_usage_chunk(self, region: bytes) -> bytes:
+        if not _EMPTY_CHOICES.search(region):
+            return region
+        kept, start = [], 0
+        for blank in _BLANK_LINE.finditer(region):
+            event = region[start:blank.end()]
+            start = blank.end()
+            if is_usage_only_event(event):
+                self.hidden += 1
+                self.swallow_lf = start == len(region) and region.endswith(b"\r")
+            else:
+                kept.append(event)
+        kept.append(region[start:])
+        return b"".join(kept)

@@ -31,9 +31,7 @@ def include_usage_body(raw: bytes, body: dict[str, Any]) -> bytes | None:
     else:
         return None
     rewritten = {**body, "stream_options": merged}
-    return json.dumps(rewritten, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def client_asked_for_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
+    try:
+        return json.dumps(rewritten, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate escape in the body: keep it escaped
+        return json.dumps(rewritten, separators=(",", ":")).encode()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from mitmproxy import ctx, http
 
 from .call import Call, failure_outcome, recognise_request
-from .inject import client_asked_for_usage, include_usage_body
+from .inject import include_usage_body
 from .pricing import Pricer, PriceFileError
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
@@ -85,9 +85,8 @@ class UsageLedger:
         if (ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and body
                 and flow.request.pretty_host not in self.no_inject_hosts):
             rewritten = include_usage_body(flow.request.get_content(strict=False) or b"", body)
-            if rewritten is not None:
-                hide = ctx.options.ledger_hide_injected_usage and not client_asked_for_usage(body)
-                call.inject_usage(flow.request, rewritten, hide)
+            if rewritten is not None:  # so the client did not ask for usage itself
+                call.inject_usage(flow.request, rewritten, hide=ctx.options.ledger_hide_injected_usage)
         self.calls[flow.id] = call
         self.submit(call.started_record(flow))
 
@@ -103,7 +102,7 @@ class UsageLedger:
         if call.rejected_stream_options(flow.response):
             await self.retry_without_stream_options(flow, call)
         if self.calls.pop(flow.id, None) is not None:
-            self.complete(flow, call.finish(flow, self.pricer))
+            self.complete(flow, call)
 
     async def retry_without_stream_options(self, flow: http.HTTPFlow, call: Call) -> None:
         host = flow.request.pretty_host
@@ -121,15 +120,20 @@ class UsageLedger:
         call = self.calls.pop(flow.id, None)
         if call is not None:
             message = flow.error.msg if flow.error else "connection failed"
-            self.complete(flow, call.finish(flow, self.pricer, failure_outcome(message), message))
+            self.complete(flow, call, failure_outcome(message), message)
 
-    def complete(self, flow: http.HTTPFlow, record: CallFinished) -> None:
+    def complete(self, flow: http.HTTPFlow, call: Call, outcome: str | None = None, error: str | None = None) -> None:
+        try:
+            record = call.finish(flow, self.pricer, outcome, error)
+        except Exception as e:  # our bug: the call still gets its row, without usage
+            log.exception("usage-ledger: could not read the outcome of flow %s", flow.id)
+            record = call.unread(flow, outcome, f"usage-ledger internal error: {type(e).__name__}")
         self.submit(record)
         flow.comment = describe(record)  # shown in mitmweb and the console's flow list
 
     def done(self) -> None:
         for call in self.calls.values():
-            self.submit(call.finish(call.flow, self.pricer, "client_aborted", "proxy stopped before the call ended"))
+            self.complete(call.flow, call, "client_aborted", "proxy stopped before the call ended")
         self.calls.clear()
         if self.store is not None:
             self.store.close()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from .apis.base import Tracker
 from .decoding import UnsupportedEncoding, decoder_for
-from .framing import DEFAULT_MAX_FRAME, Frame, framer_for
+from .framing import DEFAULT_MAX_FRAME, LEADING_NOISE, Frame, framer_for
 
 _SNIFF_LIMIT = 64
 
@@ -44,19 +44,26 @@ class StreamScanner:
     def feed(self, data: bytes) -> None:
         if self.problem or self.closed or not data:
             return
-        if self.decode is not None:
-            try:
-                data = self.decode(data)
-            except Exception as e:  # corrupt or truncated encoding: stop, keep what we have
+        if self.decode is None:
+            self._take(data)
+            return
+        try:
+            for piece in self.decode(data):
+                self._take(piece)
+        except Exception as e:  # corrupt or truncated encoding: stop, keep what we have
+            if self.problem is None:
                 self.problem = f"cannot decode body: {e}"
-                return
+
+    def _take(self, data: bytes) -> None:
         if self.framer is None:
             self.head += data
-            if not self.head.strip() and len(self.head) < _SNIFF_LIMIT:
+            if not self.head.lstrip(LEADING_NOISE) and len(self.head) < _SNIFF_LIMIT:
                 return
             data, self.head = self.head, b""
             self._start(data)
-        self._deliver(self.framer.feed(data))
+        frames = self.framer.feed(data)
+        if frames:
+            self._deliver(frames)
 
     def _start(self, first: bytes) -> None:
         self.framer = framer_for(self.content_type, first, self.tracker.interesting, self.max_frame)
@@ -68,7 +75,7 @@ class StreamScanner:
         if self.problem:
             return
         if self.framer is None:
-            if not self.head.strip():
+            if not self.head.lstrip(LEADING_NOISE):
                 return
             self._start(self.head)
             self._deliver(self.framer.feed(self.head))

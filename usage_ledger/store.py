@@ -23,6 +23,7 @@ from .records import CallFinished, CallStarted, HostRejectsStreamOptions, column
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_WRITE_ATTEMPTS = 3  # each waits out the busy timeout first
 
 
 def default_db_path() -> str:
@@ -56,9 +57,12 @@ def _insert_sql(record_type: type) -> str:
 
 
 @cache
-def _update_sql(record_type: type) -> str:
-    names = [n for n in columns(record_type) if n != "flow_id"]
-    return f"UPDATE requests SET {', '.join(f'{n} = ?' for n in names)} WHERE flow_id = ?"
+def _upsert_sql(record_type: type) -> str:
+    """Complete a call's row; insert it if its start was never written (so nothing is lost)."""
+    names = columns(record_type)
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "flow_id")
+    return (f"INSERT INTO requests ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+            f"ON CONFLICT(flow_id) DO UPDATE SET {updates}")
 
 
 class LedgerStore:
@@ -105,19 +109,26 @@ class LedgerStore:
     def _write(self, batch: list[object]) -> None:
         if not batch:
             return
-        try:
-            with self.con:
-                for record in batch:
-                    self._write_one(record)
-        except sqlite3.Error:
-            log.exception("usage-ledger: could not write %d records to %s", len(batch), self.path)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self.con:
+                    for record in batch:
+                        self._write_one(record)
+                return
+            except sqlite3.OperationalError as e:  # locked by a long reader or writer: wait
+                if attempt == _WRITE_ATTEMPTS:
+                    log.error("usage-ledger: could not write %d records to %s: %s", len(batch), self.path, e)
+                else:
+                    time.sleep(attempt)
+            except sqlite3.Error:
+                log.exception("usage-ledger: could not write %d records to %s", len(batch), self.path)
+                return
 
     def _write_one(self, record: object) -> None:
         if isinstance(record, CallStarted):
             self.con.execute(_insert_sql(CallStarted), astuple(record))
         elif isinstance(record, CallFinished):
-            values = astuple(record)
-            self.con.execute(_update_sql(CallFinished), values[1:] + values[:1])
+            self.con.execute(_upsert_sql(CallFinished), astuple(record))
         elif isinstance(record, HostRejectsStreamOptions):
             self.con.execute(
                 "INSERT OR IGNORE INTO hosts_without_stream_options (host, learned_at, reason) VALUES (?, ?, ?)",

@@ -39,8 +39,8 @@ def count(obj: Any, *keys: str) -> int | None:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
-        return None
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj) or obj < 0:
+        return None  # not a count: read as not reported
     return int(obj)
 
 

@@ -42,6 +42,9 @@ class Tracker:
     between are not searched at all."""
 
     ERROR_MARK = b'"error"'
+
+    OPENAI_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+    """A non-null `usage` object, as OpenAI-style APIs send it (shared by those shapes)."""
     """Frames holding this are parsed too, but it is not searched for in every byte: error events
     end streams, and framers keep a stream's last frames to read when it ends."""
 
@@ -75,15 +78,15 @@ class Tracker:
             return True
         return self.ERROR_MARK in region
 
-    def on_frame(self, frame: Frame, always: bool = False) -> None:
+    def on_frame(self, frame: Frame) -> None:
         data = frame.data
         if data[:1] != b"{" and data.lstrip()[:1] != b"{":
             return  # `[DONE]` and other non-object payloads
-        if not always and not self.interesting(data):
+        if not self.interesting(data):
             return
         try:
             obj = json.loads(data, parse_constant=_no_constant)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
             return
         if isinstance(obj, dict):
             self.on_object(obj, frame.event)

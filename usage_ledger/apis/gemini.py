@@ -28,7 +28,9 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 class GeminiTracker(Tracker):
-    NEEDLES = (b"usageMetadata",)
+    # Every chunk repeats the cumulative usageMetadata, so the last frames hold the final one.
+    NEEDLES = ()
+    USAGE_MARK = re.compile(rb'"usageMetadata"')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         version = obj.get("modelVersion")

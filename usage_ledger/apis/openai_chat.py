@@ -36,7 +36,7 @@ class ChatTracker(Tracker):
     # compatible endpoint): reading the last frames when the stream ends, or breaks off, finds
     # the final count without searching every byte on the way.
     NEEDLES = ()
-    USAGE_MARK = re.compile(rb'"usage"\s*:\s*\{')
+    USAGE_MARK = Tracker.OPENAI_USAGE
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))
         if isinstance(obj.get("service_tier"), str):

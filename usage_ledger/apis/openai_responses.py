@@ -27,7 +27,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 class ResponsesTracker(Tracker):
     # Usage comes only with the terminal event, the stream's last: nothing is searched on the way.
     NEEDLES = ()
-    USAGE_MARK = re.compile(rb'"usage"\s*:\s*\{')
+    USAGE_MARK = Tracker.OPENAI_USAGE
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         kind = obj.get("type") or event
         response = obj.get("response") if isinstance(obj.get("response"), dict) else None
