@@ -102,27 +102,41 @@ def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
             assert comment.startswith(f"{row['model']} · {row['input_tokens']} in / "), case
 
 
-def test_replaying_a_flow_in_mitmweb_records_a_second_call(tmp_path):
-    db = tmp_path / "ledger.db"
+NONSTREAM_CASE = "openai__openai-chat__nostream__gpt5-service-tier"  # gpt-5: 8 in, 82 out
+
+
+def with_ledger(db, steps) -> sqlite3.Connection:
+    """Run `steps(ledger)` inside a configured addon, shut it down, and open the ledger."""
     ledger = UsageLedger()
-    recorded = next(f for f in recorded_flows() if f.metadata["case"] == "openai__openai-chat__nostream__gpt5-service-tier")
 
     async def run():
         with taddons.context(ledger) as tctx:
             tctx.configure(ledger, ledger_db=str(db))
-            flow = recorded.copy()
-            response = flow.response
-            for replay in (None, "request"):  # mitmproxy's client replay reuses the flow
-                flow.is_replay = replay
-                flow.response = None
-                ledger.request(flow)
-                flow.response = response
-                ledger.responseheaders(flow)
-                await ledger.response(flow)
+            await steps(ledger)
             ledger.done()
 
     asyncio.run(run())
-    con = sqlite3.connect(db)
+    return sqlite3.connect(db)
+
+
+def recorded_case(name: str):
+    return next(f for f in recorded_flows() if f.metadata["case"] == name)
+
+
+def test_replaying_a_flow_in_mitmweb_records_a_second_call(tmp_path):
+    flow = recorded_case(NONSTREAM_CASE).copy()
+    response = flow.response
+
+    async def twice(ledger):
+        for replay in (None, "request"):  # mitmproxy's client replay reuses the flow
+            flow.is_replay = replay
+            flow.response = None
+            ledger.request(flow)
+            flow.response = response
+            ledger.responseheaders(flow)
+            await ledger.response(flow)
+
+    con = with_ledger(tmp_path / "ledger.db", twice)
     rows = con.execute("select flow_id, outcome, input_tokens, output_tokens from requests order by id").fetchall()
     assert len(rows) == 2 and rows[0][0] != rows[1][0] and rows[1][0].startswith(rows[0][0] + "/replay-")
     assert rows[0][1:] == rows[1][1:] == ("ok", 8, 82)
@@ -135,16 +149,10 @@ def test_a_bug_while_reading_a_response_still_completes_its_row(tmp_path, monkey
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(call_module.Call, "finish", broken)
-    db = tmp_path / "ledger.db"
-    ledger = UsageLedger()
-    recorded = next(f for f in recorded_flows() if f.metadata["case"] == "openai__openai-chat__nostream__gpt5-service-tier")
 
-    async def run():
-        with taddons.context(ledger) as tctx:
-            tctx.configure(ledger, ledger_db=str(db))
-            await replay(ledger, recorded, random.Random(1))
-            ledger.done()
+    async def once(ledger):
+        await replay(ledger, recorded_case(NONSTREAM_CASE), random.Random(1))
 
-    asyncio.run(run())
-    row = sqlite3.connect(db).execute("select outcome, status_code, input_tokens, error from requests").fetchone()
+    con = with_ledger(tmp_path / "ledger.db", once)
+    row = con.execute("select outcome, status_code, input_tokens, error from requests").fetchone()
     assert row == ("ok", 200, None, "usage-ledger internal error: RuntimeError")
