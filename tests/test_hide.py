@@ -37,7 +37,7 @@ def run(data: bytes, cuts: list[int]) -> tuple[bytes, int]:
     return bytes(out), f.hidden
 
 
-@settings(max_examples=300)
+@settings(max_examples=1000)
 @given(line_end=st.sampled_from([b"\n", b"\r\n", b"\r"]), cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_only_the_usage_chunk_is_removed_at_any_split(line_end, cuts):
     full, shown = stream(line_end)
@@ -72,3 +72,12 @@ def test_a_filter_failure_passes_the_bytes_on_unchanged(monkeypatch):
     body = b'data: {"choices":[],"usage":{"prompt_tokens":1}}\n\ndata: [DONE]\n\n'
     out = b"".join(f.feed(body[:20]) + f.feed(body[20:]) + f.feed(b""))
     assert out == body
+
+
+def test_every_single_cut_and_pair_of_adjacent_cuts():
+    for line_end in (b"\n", b"\r\n", b"\r"):
+        full, shown = stream(line_end)
+        for cut in range(len(full) + 1):
+            for cuts in ([cut], [cut, cut + 1]):
+                out, hidden = run(full, cuts)
+                assert out == shown and hidden == 1, (line_end, cuts)

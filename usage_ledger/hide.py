@@ -36,34 +36,36 @@ class UsageChunkFilter:
     def __init__(self) -> None:
         self.pending = bytearray()
         self.hidden = 0
-        self.swallow_lf = False
+        self.after_cr = False  # the last region forwarded ended in CR
+        self.swallow_lf = False  # ...and its last event was hidden
 
     def feed(self, data: bytes) -> list[bytes]:
         """The bytes to forward now (never an empty piece: that would end the response)."""
         if not data:
             rest, self.pending = bytes(self.pending), bytearray()
             return [rest] if rest else []
-        if self.swallow_lf:  # the LF that completes the blank line of an event we hid
-            self.swallow_lf = False
+        lead = b""
+        if self.after_cr:  # the last region ended in CR: an LF now completes its blank line
             if data[:1] == b"\n":
                 data = data[1:]
-                if not data:
-                    return []
+                lead = b"" if self.swallow_lf else b"\n"  # with its event, shown or hidden
+            self.after_cr = self.swallow_lf = False
         start = max(0, len(self.pending) - 1)
         self.pending += data
         end = max(self.pending.rfind(b, start) for b in (b"\n\n", b"\r\r", b"\n\r"))
         if end < 0:
-            return []
+            return [lead] if lead else []
         end += 2
         if self.pending[end - 1] == 0x0D and self.pending[end:end + 1] == b"\n":
             end += 1  # the LF of a CRLF blank line: a client may wait for it
         region = bytes(self.pending[:end])
         del self.pending[:end]
+        self.after_cr = region.endswith(b"\r")
         try:
-            out = self.without_usage_chunk(region)
+            out = lead + self.without_usage_chunk(region)
         except Exception:  # our bug must cost the client nothing: pass the region on whole
             log.exception("usage-ledger: could not filter a stream; passing it on as it came")
-            out = region
+            out = lead + region
         return [out] if out else []
 
     def without_usage_chunk(self, region: bytes) -> bytes:
