@@ -100,7 +100,10 @@ class UsageLedger:
         if call is None or flow.response is None:
             return
         if call.rejected_stream_options(flow.response):
-            await self.retry_without_stream_options(flow, call)
+            try:
+                await self.retry_without_stream_options(flow, call)
+            except Exception:  # the client gets the refusal as the server sent it
+                log.exception("usage-ledger: could not resend flow %s without stream_options", flow.id)
         if self.calls.pop(flow.id, None) is not None:
             self.complete(flow, call)
 
