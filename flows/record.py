@@ -10,7 +10,6 @@ reported (`metadata["expected"]`), so tests can replay it without the corpus.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -8,7 +8,6 @@ import random
 import sqlite3
 from pathlib import Path
 
-import pytest
 from mitmproxy import io
 from mitmproxy.test import taddons
 
