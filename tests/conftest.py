@@ -1,10 +1,56 @@
-"""Test-wide settings: CI runs hypothesis derandomized, so a landing is judged on examples that
-were run before it, while local runs keep exploring new ones."""
+"""Test-wide settings and checks.
+
+CI runs hypothesis derandomized, so a landing is judged on examples that were run before it,
+while local runs keep exploring new ones.
+
+Every ledger any test writes under its `tmp_path` is checked after the test for the token
+columns' containment invariants (docs/ledger.md): `reasoning_tokens <= output_tokens` and
+`cached_input_tokens + cache_write_tokens <= input_tokens`, on every row (a whole that is
+NULL, not reported, bounds nothing).
+"""
+
+from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+BROKEN_INVARIANTS = """
+    select id, flow_id, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens
+    from requests
+    where (reasoning_tokens is not null and output_tokens is not null and reasoning_tokens > output_tokens)
+       or (input_tokens is not null
+           and coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0) > input_tokens)
+"""
+
+
+def ledger_violations(db: Path) -> list[tuple]:
+    """Rows of one SQLite file that break the token invariants ([] when it has no ledger)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return con.execute(BROKEN_INVARIANTS).fetchall()
+    except sqlite3.Error:  # not a ledger (no requests table), or not SQLite at all
+        return []
+    finally:
+        con.close()
+
+
+@pytest.fixture(autouse=True)
+def every_ledger_row_keeps_the_token_invariants(request):
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root = request.getfixturevalue("tmp_path")  # set up first, so torn down after this check
+    yield
+    broken = {str(db): rows for db in root.rglob("*.db") if (rows := ledger_violations(db))}
+    assert not broken, f"rows breaking reasoning <= output or cache <= input: {broken}"

@@ -2,7 +2,8 @@
 
 `message_start` carries the input and cache counts, each `message_delta` the cumulative output
 and, in newer streams, final input and cache counts that replace the start's. Fields are
-replaced, never added. Anthropic's `input_tokens` excludes cache reads and writes; the ledger's
+replaced, never added, and a count never falls back to 0 once reported non-zero
+(Anthropic-compatible servers send `input_tokens: 0` in their final `message_delta`). Anthropic's `input_tokens` excludes cache reads and writes; the ledger's
 includes them.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage, add, count
+from ..usage import Usage, add, count, merge_report
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
 
 _VERTEX_MODEL = re.compile(r"/publishers/anthropic/models/([^/:]+):(stream)?[rR]awPredict$")
@@ -43,9 +44,7 @@ class MessagesTracker(Tracker):
             if isinstance(obj.get("usage"), dict):
                 self.raw_usage = dict(obj["usage"])
         elif kind == "message_delta" and isinstance(obj.get("usage"), dict):
-            merged = dict(self.raw_usage or {})
-            merged.update((k, v) for k, v in obj["usage"].items() if v is not None)
-            self.raw_usage = merged
+            self.raw_usage = merge_report(self.raw_usage, obj["usage"])
         elif kind == "error":
             self.error = error_message(obj) or "error"
         if isinstance((self.raw_usage or {}).get("service_tier"), str):
@@ -55,6 +54,9 @@ class MessagesTracker(Tracker):
         uncached = count(raw, "input_tokens")
         cache_read = count(raw, "cache_read_input_tokens")
         cache_write = count(raw, "cache_creation_input_tokens")
+        if cache_write is None:  # only the per-TTL breakdown (some compatible servers)
+            cache_write = add(count(raw, "cache_creation", "ephemeral_5m_input_tokens"),
+                              count(raw, "cache_creation", "ephemeral_1h_input_tokens"))
         return Usage(
             input_tokens=None if uncached is None else add(uncached, cache_read, cache_write),
             cached_input_tokens=cache_read,

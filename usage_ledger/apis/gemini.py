@@ -1,7 +1,8 @@
 """Google Gemini `:generateContent` / `:streamGenerateContent` (AI Studio and Vertex AI).
 
 Streams are SSE with `alt=sse`, else one JSON array sent element by element. Every chunk
-carries a cumulative `usageMetadata`: the last one wins. `candidatesTokenCount` excludes
+carries a cumulative `usageMetadata`: the last one wins (a count it leaves out, or sends as 0
+after a non-zero one, keeps its earlier value). `candidatesTokenCount` excludes
 thinking, so output is candidates + thoughts. The model is in the URL; `modelVersion` names the
 one that answered.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage, add, count
+from ..usage import Usage, add, count, merge_report
 from .base import Recognised, Tracker, error_message
 
 _MODEL_METHOD = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
@@ -37,7 +38,7 @@ class GeminiTracker(Tracker):
         if isinstance(version, str) and version:
             self.model = version
         if isinstance(obj.get("usageMetadata"), dict):
-            self.raw_usage = obj["usageMetadata"]
+            self.raw_usage = merge_report(self.raw_usage, obj["usageMetadata"])
         if obj.get("error"):
             self.error = error_message(obj) or "error"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage, count
+from ..usage import Usage
 from .base import Recognised, Tracker, error_message, json_model, wants_stream
+from .openai_chat import usage_from_openai
 
 PATHS = re.compile(r"/responses(/compact)?$")
 
@@ -45,15 +46,7 @@ class ResponsesTracker(Tracker):
             self.error = error_message(obj) or "error"
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
-        return Usage(
-            input_tokens=count(raw, "input_tokens"),
-            cached_input_tokens=count(raw, "input_tokens_details", "cached_tokens"),
-            cache_write_tokens=count(raw, "input_tokens_details", "cache_write_tokens"),
-            output_tokens=count(raw, "output_tokens"),
-            reasoning_tokens=count(raw, "output_tokens_details", "reasoning_tokens"),
-            total_tokens=count(raw, "total_tokens"),
-            raw=raw,
-        )
+        return usage_from_openai(raw)
 
 
 TRACKER = ResponsesTracker
