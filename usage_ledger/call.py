@@ -20,10 +20,12 @@ from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .hide import UsageChunkFilter
 from .pricing import Price, Pricer
+from .pricing.reported import header_cost
 from .providers import provider_for
 from .records import CallFinished, CallStarted
 from .redact import redact_path
 from .scanner import StreamScanner, scan_body
+from .usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,10 @@ class Call:
             if self.scanner.problem:
                 log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.row_id, self.scanner.problem)
         usage = self.tracker.usage()
+        reported = header_cost(response.headers) if response is not None else None
+        if reported is not None:  # a gateway's own figure for what it charged
+            usage = usage or Usage()
+            usage.reported_cost = reported
         model = self.tracker.model or self.recognised.model_requested
         try:
             price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,

@@ -1,0 +1,131 @@
+"""Prices from genai-prices' bundled snapshot: the ledger's usage in genai-prices' terms, the
+price variant a call's context selects, and what genai-prices' data cannot express."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import genai_prices
+from genai_prices.types import PriceCalculation, calc_unit_price
+
+from ..usage import Usage, count
+
+_PER_MTOK = 1_000_000
+GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+
+# The ledger's provider name -> genai-prices' provider id. Providers missing here (hosts of
+# unknown OpenAI-compatible servers, providers genai-prices lacks) are matched by model alone.
+GENAI_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "azure-openai": "azure",  # genai-prices' azure falls back to openai's prices
+    "azure-ai": "azure",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "vertex": "google",  # google falls back to anthropic for Claude on Vertex
+    "groq": "groq",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "together": "together",
+    "fireworks": "fireworks",
+    "xai": "x-ai",
+    "perplexity": "perplexity",
+    "cerebras": "cerebras",
+    "cohere": "cohere",
+    "moonshot": "moonshotai",
+    "zai": "zai",
+}
+
+
+def bundled_cost(provider: str, api: str, model: str, usage: Usage, when: datetime,
+                 service_tier: str | None) -> Decimal:
+    """USD from genai-prices' data for this model (also tried without a `vendor/` prefix).
+
+    Raises LookupError for a model genai-prices does not know, ValueError for counts it cannot
+    price (more cached tokens than input)."""
+    genai_usage = genai_usage_values(api, usage)
+    context = _price_context(api, service_tier, usage.raw)
+    provider_id = GENAI_PROVIDERS.get(provider)
+    refs = [model] + ([model.split("/", 1)[1]] if "/" in model else [])
+    for i, ref in enumerate(refs):
+        try:
+            calc = genai_prices.calc_price(genai_prices.Usage(**genai_usage), ref, provider_id=provider_id,
+                                           genai_request_timestamp=when, price_context=context)
+        except LookupError:
+            if i == len(refs) - 1:
+                raise
+            continue
+        return calc.total_price + _one_hour_shortfall(calc, genai_usage)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def genai_usage_values(api: str, usage: Usage) -> dict[str, int]:
+    """The usage as genai-prices' `Usage` keywords: totals as the ledger has them (input includes
+    cache reads and writes, output includes reasoning), plus the details the provider reported
+    that are priced differently (1h cache writes, audio, Gemini's tool-use prompt, Anthropic's
+    web searches)."""
+    raw = usage.raw if isinstance(usage.raw, dict) else {}
+    values = {
+        "input_tokens": usage.input_tokens or 0,
+        "cache_read_tokens": usage.cached_input_tokens or 0,
+        "cache_write_tokens": usage.cache_write_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+        "output_reasoning_tokens": usage.reasoning_tokens or 0,
+    }
+    if api == "anthropic-messages":
+        one_hour = count(raw, "cache_creation", "ephemeral_1h_input_tokens")
+        five_min = count(raw, "cache_creation", "ephemeral_5m_input_tokens")
+        if one_hour is not None:
+            values["cache_write_1h_tokens"] = min(one_hour, values["cache_write_tokens"])
+        if five_min is not None:
+            values["cache_write_5m_tokens"] = min(five_min, values["cache_write_tokens"])
+        values["web_searches"] = count(raw, "server_tool_use", "web_search_requests") or 0  # $ per search
+    elif api in ("openai-chat", "openai-completions"):
+        values["input_audio_tokens"] = count(raw, "prompt_tokens_details", "audio_tokens") or 0
+        values["output_audio_tokens"] = count(raw, "completion_tokens_details", "audio_tokens") or 0
+    elif api == "gemini":
+        # Billed as input, but not part of promptTokenCount (and so not of the ledger's input).
+        values["input_tokens"] += count(raw, "toolUsePromptTokenCount") or 0
+        values["input_audio_tokens"] = (_gemini_modality(raw, "promptTokensDetails", "AUDIO")
+                                        + _gemini_modality(raw, "toolUsePromptTokensDetails", "AUDIO"))
+        values["cache_audio_read_tokens"] = _gemini_modality(raw, "cacheTokensDetails", "AUDIO")
+        values["output_audio_tokens"] = _gemini_modality(raw, "candidatesTokensDetails", "AUDIO")
+    return {k: v for k, v in values.items() if v}
+
+
+def _gemini_modality(raw: dict[str, Any], key: str, modality: str) -> int:
+    details = raw.get(key)
+    if not isinstance(details, list):
+        return 0
+    return sum(count(d, "tokenCount") or 0 for d in details if isinstance(d, dict) and d.get("modality") == modality)
+
+
+def _price_context(api: str, service_tier: str | None, raw: dict[str, Any] | None) -> dict[str, str] | None:
+    """genai-prices' request context: which price variant (tier, batch, fast mode) applies."""
+    context: dict[str, str] = {}
+    if service_tier:
+        if api == "anthropic-messages":
+            # Anthropic's tiers are `standard`, `priority` (negotiated, no list price), `batch`.
+            if service_tier == "batch":
+                context["processing"] = "batch"
+        else:
+            context["service_tier"] = service_tier  # OpenAI / Gemini: default, flex, priority, ...
+    if isinstance(raw, dict) and isinstance(raw.get("speed"), str):
+        context["speed"] = raw["speed"]  # Anthropic fast mode
+    return context or None
+
+
+def _one_hour_shortfall(calc: PriceCalculation, genai_usage: dict[str, int]) -> Decimal:
+    """What genai-prices left out for 1h cache writes on a model with no 1h rate in its data:
+    it priced them as 5-minute writes, Anthropic bills them at 2x the input rate."""
+    one_hour = genai_usage.get("cache_write_1h_tokens", 0)
+    prices = calc.model_price
+    if (not one_hour or getattr(prices, "cache_write_1h_mtok", None) is not None
+            or prices.cache_write_mtok is None or prices.input_mtok is None):
+        return Decimal(0)
+    total_input = genai_usage.get("input_tokens", 0)  # picks the long-context tier, as genai-prices does
+    as_1h = 2 * calc_unit_price(prices.input_mtok, one_hour, total_input, _PER_MTOK)
+    as_5m = calc_unit_price(prices.cache_write_mtok, one_hour, total_input, _PER_MTOK)
+    return max(as_1h - as_5m, Decimal(0))
