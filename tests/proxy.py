@@ -22,13 +22,15 @@ def free_port() -> int:
 
 
 class Proxy:
-    def __init__(self, tmp: Path, *sets: str, env: dict | None = None, db: Path | None = None) -> None:
+    def __init__(self, tmp: Path, *sets: str, env: dict | None = None, db: Path | None = None,
+                 command: list[str] | None = None) -> None:
+        """command: how mitmdump with the addon is started, before the port and options."""
         self.tmp = tmp
         self.db = db or tmp / "ledger.db"
         self.port = free_port()
         self.log_path = tmp / f"mitmdump-{self.port}.log"
-        args = [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1",
-                "-p", str(self.port), "--set", f"confdir={tmp / 'conf'}"]
+        command = command or [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1"]
+        args = [*command, "-p", str(self.port), "--set", f"confdir={tmp / 'conf'}"]
         if db is not False:
             args += ["--set", f"ledger_db={self.db}"]
         for s in sets:

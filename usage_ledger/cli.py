@@ -312,7 +312,7 @@ def mitmdump_path() -> str:
 def start_proxy(host: str, port: int, db: Path, confdir: str) -> subprocess.Popen:
     """mitmdump with the addon, in its own session so the terminal's Ctrl-C reaches only the
     command; returns once it accepts connections and its CA file exists."""
-    db.parent.mkdir(parents=True, exist_ok=True)
+    db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger's folder is private
     log_path = db.parent / "mitmdump.log"
     ca = Path(confdir).expanduser() / CA_CERT_NAME
     with log_path.open("w") as log:

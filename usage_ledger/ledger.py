@@ -10,6 +10,7 @@ from mitmproxy import ctx, http
 
 from .call import Call, failure_outcome, recognise_request
 from .inject import include_usage_body
+from .listen import LocalOnly
 from .pricing import Pricer, PriceFileError
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
@@ -29,6 +30,7 @@ class UsageLedger:
         self.pricer = Pricer()
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
+        self.addons = [LocalOnly()]  # mitmproxy runs sub-addons' hooks too
 
     def load(self, loader) -> None:
         loader.add_option(

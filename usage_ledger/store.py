@@ -38,7 +38,7 @@ def default_db_path() -> str:
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating it private, with its folder) and migrate the ledger."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
