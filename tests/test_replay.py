@@ -13,6 +13,8 @@ from mitmproxy.test import taddons
 
 from usage_ledger.ledger import UsageLedger
 
+from .hooks import pass_on, with_ledger
+
 FLOWS = Path(__file__).resolve().parents[1] / "flows" / "corpus.mitm"
 TOKENS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 
@@ -40,21 +42,9 @@ async def replay(ledger: UsageLedger, recorded, rng: random.Random) -> tuple[byt
     ledger.request(flow)
     flow.response = response
     ledger.responseheaders(flow)
-    sent = bytearray()
-    if callable(response.stream):
-        body = response.raw_content or b""
-        i = 0
-        while i < len(body):
-            n = rng.choice([1, 2, 3, 7, 64, 1500])
-            out = response.stream(body[i:i + n])
-            sent += out if isinstance(out, bytes) else b"".join(out)
-            i += n
-        end = response.stream(b"")
-        sent += end if isinstance(end, bytes) else b"".join(end)
-    else:
-        sent += response.raw_content or b""
+    sent = pass_on(response, rng)
     await ledger.response(flow)
-    return bytes(sent), flow.comment
+    return sent, flow.comment
 
 
 def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
@@ -102,20 +92,6 @@ def test_every_recorded_flow_gives_its_reported_usage(tmp_path):
 
 
 NONSTREAM_CASE = "openai__openai-chat__nostream__gpt5-service-tier"  # gpt-5: 8 in, 82 out
-
-
-def with_ledger(db, steps) -> sqlite3.Connection:
-    """Run `steps(ledger)` inside a configured addon, shut it down, and open the ledger."""
-    ledger = UsageLedger()
-
-    async def run():
-        with taddons.context(ledger) as tctx:
-            tctx.configure(ledger, ledger_db=str(db))
-            await steps(ledger)
-            ledger.done()
-
-    asyncio.run(run())
-    return sqlite3.connect(db)
 
 
 def recorded_case(name: str):

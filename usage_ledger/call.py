@@ -18,6 +18,7 @@ from mitmproxy import http
 from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
+from .forms import form_fields
 from .hide import UsageChunkFilter
 from .pricing import Price, Pricer
 from .pricing.reported import header_cost
@@ -30,6 +31,7 @@ from .usage import Usage
 log = logging.getLogger(__name__)
 
 _STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
+_MEDIA_TYPES = ("audio/", "image/", "video/", "application/octet-stream")
 _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
 
 
@@ -48,7 +50,21 @@ def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]]
         except ValueError:
             parsed = None
         body = parsed if isinstance(parsed, dict) else None
+    elif "multipart/form-data" in request.headers.get("content-type", "").lower():
+        body = form_fields(request.headers["content-type"], raw)
     return recognise(request.method, path, body)
+
+
+_TAGS = "usage_ledger_tags"
+
+
+def flow_tags(flow: http.HTTPFlow) -> str | None:
+    """Strip the `X-Ledger-Tag-*` headers from any request passing through (recognised or not,
+    they never go upstream); the tags as JSON, kept on the flow for its call."""
+    tags = take_tags(flow.request.headers)
+    if tags is not None:
+        flow.metadata[_TAGS] = tags
+    return flow.metadata.get(_TAGS)
 
 
 def iso_utc(ts: float) -> str:
@@ -82,16 +98,18 @@ class Call:
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
-        """Take the call's tags (stripping their headers) and credential from the request."""
+        """Take the call's tags and credential from the request."""
         request = flow.request
         row_id = flow.id if not flow.is_replay else f"{flow.id}/replay-{uuid.uuid4().hex[:8]}"
+        tracker = tracker_type(recognised.model_requested)
+        tracker.on_request(recognised.body)
         return cls(
             row_id=row_id,
             flow=flow,
             recognised=recognised,
-            tracker=tracker_type(recognised.model_requested),
+            tracker=tracker,
             provider=provider_for(request.pretty_host, request.port, recognised.api),
-            tags=take_tags(request.headers),
+            tags=flow_tags(flow),
             secret=credential(request.headers, request.path.partition("?")[2]),
         )
 
@@ -131,6 +149,9 @@ class Call:
         """Decide at the response headers whether to stream; returns True to stream."""
         ctype = response.headers.get("content-type", "").lower()
         ok = 200 <= response.status_code < 300
+        if ctype.startswith(_MEDIA_TYPES):  # audio or image bytes: passed on as they come, never read
+            self.streamed = True
+            return True
         self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
         if self.streamed:
             encoding = response.headers.get("content-encoding", "")
@@ -156,6 +177,17 @@ class Call:
         if self.chunk_filter is not None:
             return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
         return data
+
+    def take_retried_response(self, response: http.Response) -> None:
+        """The response to the client's own request, sent again after a refusal: it reached the
+        proxy whole, and is read as the stream it is (so the row says stream = 1)."""
+        self.usage_injected = False
+        self.hide_usage_chunk = False
+        self.chunk_filter = None
+        self.scanner = None
+        if self.begin_response(response):
+            self.on_chunk(response.raw_content or b"")
+            self.on_chunk(b"")
 
     def rejected_stream_options(self, response: http.Response) -> bool:
         """Did a strict server refuse the request because of the field we added?"""

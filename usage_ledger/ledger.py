@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
 
-from .call import Call, failure_outcome, recognise_request
+from .background import BackgroundResponses
+from .call import Call, failure_outcome, flow_tags, recognise_request
 from .inject import include_usage_body
 from .listen import LocalOnly
 from .pricing import Pricer, PriceFileError
+from .proxy_errors import ProxyCrashWatch
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
@@ -31,6 +33,19 @@ class UsageLedger:
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.addons = [LocalOnly()]  # mitmproxy runs sub-addons' hooks too
+        self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
+        self.background = BackgroundResponses()
+
+    def running(self) -> None:
+        self.crash_watch.install()
+
+    def proxy_crashed(self, client: tuple[str, int], message: str) -> None:
+        """mitmproxy failed inside itself on this client's connection: its calls in flight end
+        as `proxy_error` with mitmproxy's own message (the client did not go away)."""
+        for flow_id, call in list(self.calls.items()):
+            if tuple(call.flow.client_conn.peername or ()) == client:
+                del self.calls[flow_id]
+                self.complete(call.flow, call, "proxy_error", message)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -75,8 +90,14 @@ class UsageLedger:
         if self.store is not None:
             self.store.submit(record)
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        flow_tags(flow)  # before a streamed request body sends the headers on
+
     def request(self, flow: http.HTTPFlow) -> None:
+        flow_tags(flow)
         if flow.response is not None or flow.id in self.calls or RETRY_OF in flow.metadata:
+            return
+        if self.background.start_poll(flow):
             return
         found = recognise_request(flow.request)
         if found is None:
@@ -93,11 +114,17 @@ class UsageLedger:
         self.submit(call.started_record(flow))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self.background.responseheaders(flow)
         call = self.calls.get(flow.id)
         if call is not None and flow.response is not None and call.begin_response(flow.response):
             flow.response.stream = call.on_chunk
 
     async def response(self, flow: http.HTTPFlow) -> None:
+        finished = self.background.finished(flow)
+        if finished is not None:  # a poll showed a background response's end: its call's row
+            tracker = finished.tracker
+            outcome = "stream_error" if tracker.error else "ok"
+            self.complete(finished.flow, finished, outcome, tracker.error)
         call = self.calls.get(flow.id)
         if call is None or flow.response is None:
             return
@@ -119,9 +146,10 @@ class UsageLedger:
         retried = await resend(flow, call.original_body or b"")
         if retried.response is not None:
             flow.response = retried.response
-            call.usage_injected = False
+            call.take_retried_response(retried.response)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.background.failed(flow)
         call = self.calls.pop(flow.id, None)
         if call is not None:
             message = flow.error.msg if flow.error else "connection failed"
@@ -135,8 +163,10 @@ class UsageLedger:
             record = call.unread(flow, outcome, f"usage-ledger internal error: {type(e).__name__}")
         self.submit(record)
         flow.comment = describe(record)  # shown in mitmweb and the console's flow list
+        self.background.remember(call)
 
     def done(self) -> None:
+        self.crash_watch.uninstall()
         for call in self.calls.values():
             self.complete(call.flow, call, "client_aborted", "proxy stopped before the call ended")
         self.calls.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# (host or ".domain-suffix", provider). First match wins.
+# (host, or a suffix starting with "." or "-", provider). First match wins.
 PROVIDERS: tuple[tuple[str, str], ...] = (
     ("api.openai.com", "openai"),
     ("chatgpt.com", "openai"),
@@ -13,6 +13,7 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("generativelanguage.googleapis.com", "gemini"),
     ("aiplatform.googleapis.com", "vertex"),
     (".aiplatform.googleapis.com", "vertex"),
+    ("-aiplatform.googleapis.com", "vertex"),  # regional: us-east5-aiplatform.googleapis.com
     ("api.groq.com", "groq"),
     ("api.mistral.ai", "mistral"),
     ("codestral.mistral.ai", "mistral"),
@@ -38,7 +39,7 @@ def provider_for(host: str, port: int | None = None, api: str | None = None) -> 
     """The provider's name for a host, else the host (with a non-default port) itself."""
     host = host.lower().rstrip(".")
     for pattern, name in PROVIDERS:
-        if host == pattern or (pattern.startswith(".") and host.endswith(pattern)):
+        if host == pattern or (pattern[0] in ".-" and host.endswith(pattern)):
             return name
     if api == "ollama" or port == _DEFAULT_PORTS["ollama"]:
         return "ollama"

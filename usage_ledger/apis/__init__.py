@@ -9,13 +9,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import anthropic_messages, gemini, ollama, openai_chat, openai_embeddings, openai_responses
+from . import (anthropic_messages, gemini, ollama, openai_audio, openai_chat, openai_embeddings, openai_images,
+               openai_responses)
 from .base import Recognised, Tracker
 
 SHAPES: tuple[ModuleType, ...] = (
     openai_chat,
     openai_responses,
     openai_embeddings,
+    openai_images,
+    openai_audio,
     anthropic_messages,
     gemini,
     ollama,

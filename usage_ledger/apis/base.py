@@ -68,6 +68,10 @@ class Tracker:
         self._model = value
         self.needles = None if value is None else self.NEEDLES
 
+    def on_request(self, body: dict[str, Any] | None) -> None:
+        """The request's parsed body (JSON, or a multipart form's text fields), for shapes whose
+        bill depends on it."""
+
     def interesting(self, region: bytes) -> bool:
         if self._model is None:
             return True

@@ -2,7 +2,10 @@
 
 Streams are named SSE events; usage arrives with the terminal event (`response.completed`,
 `.incomplete`, `.failed`, or `response.done` from Codex backends), inside `response`.
-`/responses/input_tokens` (a count) and GETs of stored responses are not billable calls.
+`/responses/input_tokens` (a count) and GETs of stored responses are not billable calls; but a
+background response (`background: true`) answers `queued` with `usage: null`, and its usage
+arrives on a later `GET /responses/{id}` (or its `?stream=true` replay), which background.py
+matches back to the call.
 """
 
 from __future__ import annotations
@@ -25,10 +28,25 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
     return Recognised("openai-responses", json_model(body), wants_stream(body), body)
 
 
+TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
+
+
 class ResponsesTracker(Tracker):
     # Usage comes only with the terminal event, the stream's last: nothing is searched on the way.
     NEEDLES = ()
     USAGE_MARK = Tracker.OPENAI_USAGE
+
+    def __init__(self, model_requested: str | None = None) -> None:
+        super().__init__(model_requested)
+        self.response_id: str | None = None
+        self.status: str | None = None
+        """The response's last reported `status`: `queued`/`in_progress` for a background
+        response still running when its answer ends (its usage comes on a later poll)."""
+
+    @property
+    def unfinished(self) -> bool:
+        return self.response_id is not None and self.status in ("queued", "in_progress")
+
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         kind = obj.get("type") or event
         response = obj.get("response") if isinstance(obj.get("response"), dict) else None
@@ -36,6 +54,12 @@ class ResponsesTracker(Tracker):
             response = obj  # a non-streamed body is the response itself
         if response is not None:
             self.note_model(response.get("model"))
+            if isinstance(response.get("id"), str):
+                self.response_id = response["id"]
+            if isinstance(response.get("status"), str):
+                self.status = response["status"]
+            if self.status == "failed" and not self.error:
+                self.error = error_message(response) or "response failed"
             if isinstance(response.get("service_tier"), str):
                 self.service_tier = response["service_tier"]
             if isinstance(response.get("usage"), dict):

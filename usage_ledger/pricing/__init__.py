@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ..usage import Usage
-from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values
+from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values, other_units
 from .overrides import PriceFileError, Rates, load_overrides, override_cost, override_keys
 from .reported import body_cost, is_reported
 
@@ -82,7 +82,7 @@ class Pricer:
         reported = usage.reported_cost or body_cost(raw)
         if reported is not None:
             return Price(_to_float(reported[0]), reported[1])
-        if usage.input_tokens is None and usage.output_tokens is None:
+        if usage.input_tokens is None and usage.output_tokens is None and not other_units(api, raw):
             return UNPRICED
         if not model:
             self._warn(provider, model, "no model named, so no price")

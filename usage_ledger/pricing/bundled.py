@@ -85,6 +85,11 @@ def genai_usage_values(api: str, usage: Usage) -> dict[str, int]:
     elif api in ("openai-chat", "openai-completions"):
         values["input_audio_tokens"] = count(raw, "prompt_tokens_details", "audio_tokens") or 0
         values["output_audio_tokens"] = count(raw, "completion_tokens_details", "audio_tokens") or 0
+    elif api == "openai-images":
+        values["input_image_tokens"] = count(raw, "input_tokens_details", "image_tokens") or 0
+    elif api == "openai-transcriptions":
+        values["input_audio_tokens"] = (count(raw, "input_token_details", "audio_tokens")
+                                        or count(raw, "input_tokens_details", "audio_tokens") or 0)
     elif api == "gemini":
         # Billed as input, but not part of promptTokenCount (and so not of the ledger's input).
         values["input_tokens"] += count(raw, "toolUsePromptTokenCount") or 0
@@ -92,7 +97,22 @@ def genai_usage_values(api: str, usage: Usage) -> dict[str, int]:
                                         + _gemini_modality(raw, "toolUsePromptTokensDetails", "AUDIO"))
         values["cache_audio_read_tokens"] = _gemini_modality(raw, "cacheTokensDetails", "AUDIO")
         values["output_audio_tokens"] = _gemini_modality(raw, "candidatesTokensDetails", "AUDIO")
+    values.update(other_units(api, raw))
     return {k: v for k, v in values.items() if v}
+
+
+def other_units(api: str, raw: dict[str, Any] | None) -> dict[str, int | float]:
+    """What a call is billed by besides tokens: seconds of audio transcribed (`usage.seconds`,
+    whisper-1), characters spoken (`input_characters`, counted from a tts-1 request)."""
+    raw = raw if isinstance(raw, dict) else {}
+    units: dict[str, int | float] = {}
+    if api == "openai-transcriptions" and raw.get("type") == "duration":
+        seconds = raw.get("seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds < float("inf"):
+            units["audio_seconds"] = units["input_audio_seconds"] = seconds
+    elif api == "openai-speech" and count(raw, "input_characters"):
+        units["input_characters"] = count(raw, "input_characters") or 0
+    return units
 
 
 def _gemini_modality(raw: dict[str, Any], key: str, modality: str) -> int:
