@@ -22,6 +22,15 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+@pytest.fixture(scope="module")
+def standin():
+    """The stand-in LLM provider on loopback (tests/standin.py), one per test module."""
+    from .standin import StandIn
+
+    with StandIn() as s:
+        yield s
+
+
 BROKEN_INVARIANTS = """
     select id, flow_id, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens
     from requests

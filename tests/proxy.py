@@ -23,8 +23,9 @@ def free_port() -> int:
 
 class Proxy:
     def __init__(self, tmp: Path, *sets: str, env: dict | None = None, db: Path | None = None,
-                 command: list[str] | None = None) -> None:
-        """command: how mitmdump with the addon is started, before the port and options."""
+                 command: list[str] | None = None, scripts: tuple[Path, ...] = ()) -> None:
+        """command: how mitmdump with the addon is started, before the port and options;
+        scripts: further addon scripts to load after it."""
         self.tmp = tmp
         self.db = db or tmp / "ledger.db"
         self.port = free_port()
@@ -35,6 +36,8 @@ class Proxy:
             args += ["--set", f"ledger_db={self.db}"]
         for s in sets:
             args += ["--set", s]
+        for script in scripts:
+            args += ["-s", str(script)]
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})

@@ -7,6 +7,10 @@ for a behaviour with `x-standin-fault`:
   reset-mid-stream       close the connection halfway through the body
   slow                   50 ms between pieces
   gzip                   gzip the body
+  trailers               end a chunked body with a trailer field (mitmproxy cannot pass it on)
+
+It also serves this project's own cases (tests/cases/*.json) by name, with their recorded
+response headers.
 
 Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
 """
@@ -22,7 +26,10 @@ from pathlib import Path
 
 from mitmproxy import io
 
+from .cases import load_own_cases
+
 FLOWS = Path(__file__).resolve().parents[1] / "flows" / "corpus.mitm"
+_NOT_PASSED_ON = ("content-type", "content-length", "transfer-encoding", "content-encoding")
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Canned:
     status: int
     content_type: str
     body: bytes
+    headers: str = ""
+    """Further response headers, as wire text."""
 
 
 def load_cases() -> dict[str, Canned]:
@@ -41,6 +50,10 @@ def load_cases() -> dict[str, Canned]:
                 cases[flow.metadata["case"]] = Canned(
                     r.status_code, r.headers.get("content-type", "application/json"), r.get_content(strict=False) or b""
                 )
+    for case in load_own_cases():
+        extra = "".join(f"{k}: {v}\r\n" for k, v in case.response["headers"].items()
+                        if k.lower() not in _NOT_PASSED_ON)
+        cases[case.name] = Canned(case.response["status"], case.content_type, case.response_body, extra)
     return cases
 
 
@@ -111,7 +124,10 @@ class StandIn:
         fault = headers.get("x-standin-fault", "")
         if case is None:
             return self.send(writer, 404, "application/json", b'{"error":{"message":"unknown case"}}')
-        sent = json.loads(body or b"{}")
+        try:
+            sent = json.loads(body or b"{}")
+        except ValueError:  # a multipart form
+            sent = {}
         if fault == "reject-stream-options" and "stream_options" in sent:
             detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
                                   "msg": "Extra inputs are not permitted"}]}
@@ -119,9 +135,9 @@ class StandIn:
         data = case.body
         if fault == "honor-include-usage" and not (sent.get("stream_options") or {}).get("include_usage"):
             data = without_usage_chunk(data)
-        extra = ""
+        extra = case.headers
         if fault == "gzip":
-            data, extra = gzip.compress(data), "content-encoding: gzip\r\n"
+            data, extra = gzip.compress(data), extra + "content-encoding: gzip\r\n"
         if "event-stream" not in case.content_type and "ndjson" not in case.content_type:
             return self.send(writer, case.status, case.content_type, data, extra)
         writer.write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
@@ -134,7 +150,7 @@ class StandIn:
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
             await asyncio.sleep(0.05 if fault == "slow" else 0)
-        writer.write(b"0\r\n\r\n")
+        writer.write(b"0\r\nx-usage-total: 31\r\n\r\n" if fault == "trailers" else b"0\r\n\r\n")
         await writer.drain()
         return True
 

@@ -24,12 +24,6 @@ API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
 CHAT_CASE = "openai__openai-chat__stream__agno-include-usage"  # gpt-4o-mini-2024-07-18, 23 in / 8 out
 
 
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as s:
-        yield s
-
-
 @pytest.fixture
 def proxy(tmp_path):
     with Proxy(tmp_path) as p:

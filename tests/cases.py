@@ -1,0 +1,79 @@
+"""This project's own corpus (tests/cases/*.json): inputs rebuilt from providers' documents and
+other proxies' bug reports, one per kind of shape, endpoint and cost the shared corpus lacks.
+
+Same format as shared/corpus (see its README), `expected` in the provider's own convention,
+plus `expected_row`: the ledger row's values a user would read (normalised tokens, provider,
+api, stream, outcome, cost_usd, price_source; a price_source of `genai-prices` matches any
+version). A column missing from `expected_row` is not checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+
+@dataclass(frozen=True)
+class OwnCase:
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.data["request"]
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return self.data["response"]
+
+    @property
+    def url(self):
+        return urlsplit(self.request["url"])
+
+    @property
+    def request_body(self) -> bytes:
+        body = self.request["body"]
+        return json.dumps(body).encode() if isinstance(body, (dict, list)) else body.encode()
+
+    @property
+    def response_body(self) -> bytes:
+        return self.response["body"].encode()
+
+    @property
+    def content_type(self) -> str:
+        return next(v for k, v in self.response["headers"].items() if k.lower() == "content-type")
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.data["expected_row"]
+
+
+def load_own_cases() -> list[OwnCase]:
+    return [OwnCase(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(CASES_DIR.glob("*.json"))]
+
+
+def own_case_params() -> list[Any]:
+    return [pytest.param(c, id=c.name) for c in load_own_cases()]
+
+
+def row_differences(case: OwnCase, row: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Columns where the ledger row differs from what the case says it should hold."""
+    wrong = {}
+    for column, want in case.row.items():
+        got = row.get(column)
+        if column == "price_source" and want == "genai-prices":
+            ok = isinstance(got, str) and got.startswith("genai-prices ")
+        elif column == "cost_usd" and want is not None:
+            ok = got is not None and abs(got - want) <= 1e-9
+        else:
+            ok = got == want
+        if not ok:
+            wrong[column] = (got, want)
+    return wrong
