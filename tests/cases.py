@@ -4,11 +4,14 @@ other proxies' bug reports, one per kind of shape, endpoint and cost the shared 
 Same format as shared/corpus (see its README), `expected` in the provider's own convention,
 plus `expected_row`: the ledger row's values a user would read (normalised tokens, provider,
 api, stream, outcome, cost_usd, price_source; a price_source of `genai-prices` matches any
-version). A column missing from `expected_row` is not checked.
+version). A column missing from `expected_row` is not checked; `expected_row: null` says the
+request is not a billable call and must get no row. A binary response body (AWS event-stream)
+is `body_base64` instead of `body`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,8 @@ class OwnCase:
 
     @property
     def response_body(self) -> bytes:
+        if "body_base64" in self.response:
+            return base64.b64decode(self.response["body_base64"])
         return self.response["body"].encode()
 
     @property
@@ -52,7 +57,11 @@ class OwnCase:
 
     @property
     def row(self) -> dict[str, Any]:
-        return self.data["expected_row"]
+        return self.data["expected_row"] or {}
+
+    @property
+    def gets_row(self) -> bool:
+        return self.data["expected_row"] is not None
 
 
 def load_own_cases() -> list[OwnCase]:

@@ -11,6 +11,7 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     (".services.ai.azure.com", "azure-ai"),
     ("api.anthropic.com", "anthropic"),
     ("generativelanguage.googleapis.com", "gemini"),
+    ("cloudcode-pa.googleapis.com", "gemini-code-assist"),  # Gemini CLI's "Login with Google"
     ("aiplatform.googleapis.com", "vertex"),
     (".aiplatform.googleapis.com", "vertex"),
     ("-aiplatform.googleapis.com", "vertex"),  # regional: us-east5-aiplatform.googleapis.com

@@ -1,10 +1,19 @@
-"""Google Gemini `:generateContent` / `:streamGenerateContent` (AI Studio and Vertex AI).
+"""Google Gemini `:generateContent` / `:streamGenerateContent` (AI Studio, Vertex AI, and
+Gemini Code Assist).
 
 Streams are SSE with `alt=sse`, else one JSON array sent element by element. Every chunk
 carries a cumulative `usageMetadata`: the last one wins (a count it leaves out, or sends as 0
 after a non-zero one, keeps its earlier value). `candidatesTokenCount` excludes
 thinking, so output is candidates + thoughts. The model is in the URL; `modelVersion` names the
 one that answered.
+
+Gemini Code Assist (`cloudcode-pa.googleapis.com`, Gemini CLI's "Login with Google", Cloud Code
+in IDEs) serves the same calls as `POST /v1internal:generateContent` and
+`/v1internal:streamGenerateContent?alt=sse`: the model is the body's top-level `model`, the
+Gemini request sits under `request`, and each response object wraps a Gemini response:
+`{"response": {"candidates", "usageMetadata", "modelVersion"}, "traceId", "consumedCredits"}`.
+Its other methods (`:countTokens`, `:loadCodeAssist`, `:onboardUser`, ...) are not billable.
+Source: google-gemini/gemini-cli packages/core/src/code_assist/server.ts and converter.ts.
 """
 
 from __future__ import annotations
@@ -13,9 +22,12 @@ import re
 from typing import Any
 
 from ..usage import Usage, add, count, merge_report
-from .base import Recognised, Tracker, error_message
+from .base import Recognised, Tracker, error_message, json_model
 
 _MODEL_METHOD = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_CODE_ASSIST_METHOD = re.compile(r"^/v1[a-z0-9]*:(generateContent|streamGenerateContent)$")
+"""`{version}:{method}` right under the host: Code Assist's `getMethodUrl` (the version is
+`v1internal` unless CODE_ASSIST_API_VERSION says otherwise)."""
 PATHS = re.compile(r":(stream)?[gG]enerateContent$")
 
 
@@ -23,9 +35,12 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
     if method != "POST":
         return None
     m = _MODEL_METHOD.search(path)
-    if not m:
-        return None
-    return Recognised("gemini", m.group(1), m.group(2) == "streamGenerateContent", body)
+    if m:
+        return Recognised("gemini", m.group(1), m.group(2) == "streamGenerateContent", body)
+    m = _CODE_ASSIST_METHOD.search(path)
+    if m and body is not None and isinstance(body.get("request"), dict):
+        return Recognised("gemini", json_model(body), m.group(1) == "streamGenerateContent", body)
+    return None
 
 
 class GeminiTracker(Tracker):
@@ -34,6 +49,11 @@ class GeminiTracker(Tracker):
     USAGE_MARK = re.compile(rb'"usageMetadata"')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
+        if isinstance(obj.get("response"), dict) and "candidates" not in obj:
+            wrapped = obj["response"]  # Code Assist's envelope
+            if obj.get("error") and not wrapped.get("error"):
+                wrapped = {**wrapped, "error": obj["error"]}
+            obj = wrapped
         version = obj.get("modelVersion")
         if isinstance(version, str) and version:
             self.model = version

@@ -24,6 +24,7 @@ GENAI_PROVIDERS: dict[str, str] = {
     "anthropic": "anthropic",
     "gemini": "google",
     "vertex": "google",  # google falls back to anthropic for Claude on Vertex
+    "gemini-code-assist": "google",
     "groq": "groq",
     "mistral": "mistral",
     "deepseek": "deepseek",
