@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from mitmproxy.net.encoding import encode
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
@@ -44,6 +45,14 @@ class OwnCase:
     def request_body(self) -> bytes:
         body = self.request["body"]
         return json.dumps(body).encode() if isinstance(body, (dict, list)) else body.encode()
+
+    @property
+    def request_wire_body(self) -> bytes:
+        """The request body as the client sends it: encoded as its Content-Encoding header says
+        (Codex sends zstd)."""
+        encoding = next((v for k, v in (self.request.get("headers") or {}).items()
+                         if k.lower() == "content-encoding"), None)
+        return encode(self.request_body, encoding) if encoding else self.request_body
 
     @property
     def response_body(self) -> bytes:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from mitmproxy.net.encoding import decode, encode
 
 from .cases import load_own_cases, row_differences
 from .proxy import Proxy
@@ -34,7 +35,7 @@ def test_every_own_case_gives_its_row_and_the_client_its_bytes(proxy, standin):
         # One client per case: the redirect makes every upstream connection a new one, and a
         # connection per call keeps the stand-in's count of open ones small.
         with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as client:
-            r = client.request(case.request["method"], url, headers=headers, content=case.request_body)
+            r = client.request(case.request["method"], url, headers=headers, content=case.request_wire_body)
         received[case.name] = (r.status_code, r.content)
     billable = [c for c in cases if c.gets_row]
     rows = proxy.wait_rows(len(billable))
@@ -52,6 +53,11 @@ def test_every_own_case_gives_its_row_and_the_client_its_bytes(proxy, standin):
             wrong[case.name] = problems
     assert wrong == {}
     assert not any(k.startswith("x-ledger-tag") for r in standin.requests for k in r["headers"])
+    # A compressed request body the proxy had no reason to change reaches the server as sent.
+    upstream = {r["headers"]["x-standin-case"]: r for r in standin.requests}
+    for case in cases:
+        if "content-encoding" in {k.lower() for k in case.request.get("headers") or {}}:
+            assert upstream[case.name]["body"] == case.request_wire_body, case.name
 
 
 def test_tags_never_go_upstream_even_on_requests_that_are_not_calls(proxy, standin):
@@ -84,3 +90,18 @@ def test_chunked_trailers_mitmproxy_cannot_pass_on_are_a_proxy_error(proxy, stan
     assert row["outcome"] == "proxy_error"
     assert row["error"] == "mitmproxy: NotImplementedError: HTTP trailers are not implemented yet."
     assert (row["input_tokens"], row["output_tokens"]) == (23, 8)  # the usage had passed by
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_a_compressed_request_the_proxy_rewrites_goes_upstream_encoded_as_it_says(proxy, standin, encoding):
+    sent = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "What is 10 + 5?"}]}
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as client:
+        r = client.post("http://api.openai.com/v1/chat/completions", content=encode(json.dumps(sent).encode(), encoding),
+                        headers={"content-type": "application/json", "content-encoding": encoding,
+                                 "x-standin-case": CHAT_CASE})
+    assert r.status_code == 200
+    (row,) = proxy.wait_rows(1)
+    assert (row["usage_injected"], row["model_requested"], row["input_tokens"], row["output_tokens"]) == (1, "gpt-4o-mini", 23, 8)
+    upstream = standin.requests[-1]
+    assert upstream["headers"]["content-encoding"] == encoding
+    assert json.loads(decode(upstream["body"], encoding)) == {**sent, "stream_options": {"include_usage": True}}

@@ -30,6 +30,10 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("api.moonshot.ai", "moonshot"),
     ("dashscope.aliyuncs.com", "dashscope"),
     ("dashscope-intl.aliyuncs.com", "dashscope"),
+    ("dashscope-us.aliyuncs.com", "dashscope"),
+    ("portal.qwen.ai", "qwen"),  # Qwen Code signed in with Qwen OAuth
+    ("api.githubcopilot.com", "github-copilot"),
+    (".githubcopilot.com", "github-copilot"),  # plan hosts: api.individual/.business/.enterprise
     ("api.z.ai", "zai"),
 )
 

@@ -25,6 +25,7 @@ GENAI_PROVIDERS: dict[str, str] = {
     "gemini": "google",
     "vertex": "google",  # google falls back to anthropic for Claude on Vertex
     "gemini-code-assist": "google",
+    "github-copilot": "github-copilot",
     "groq": "groq",
     "mistral": "mistral",
     "deepseek": "deepseek",
