@@ -8,8 +8,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -19,6 +24,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class _Ready(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-length", "5")
+        self.end_headers()
+        self.wfile.write(b"ready")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@cache
+def probe_url() -> str:
+    """A plain HTTP server on loopback, for this test process's readiness round trips."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/usage-ledger-ready"
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
+    """condition()'s first truthy value, polled until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 class Proxy:
@@ -41,16 +77,24 @@ class Proxy:
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mitmdump exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("mitmdump did not start")
+        self.wait_serving()
+
+    def wait_serving(self, timeout: float = 90) -> None:
+        """Return once a request through the proxy gets its answer: mitmdump accepts connections
+        well before it serves them, so an accepted connect says nothing. Any HTTP answer counts
+        (a redirecting script may send the probe to another upstream)."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(proxy=self.url, trust_env=False, timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mitmdump exited: {self.log_path.read_text()[-2000:]}")
+                try:
+                    client.get(probe_url())
+                    return
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"mitmdump did not serve within {timeout} s: {self.log_path.read_text()[-2000:]}")
 
     @property
     def url(self) -> str:
@@ -83,14 +127,14 @@ class Proxy:
 
     def wait_rows(self, n: int, timeout: float = 15.0) -> list[dict]:
         """The ledger's rows once n of them are no longer pending."""
-        deadline = time.time() + timeout
-        rows: list[dict] = []
-        while time.time() < deadline:
+        def finished() -> list[dict] | None:
             try:
                 rows = self.rows()
             except sqlite3.Error:
-                rows = []
-            if sum(r["outcome"] != "pending" for r in rows) >= n:
-                return rows
-            time.sleep(0.1)
-        raise AssertionError(f"expected {n} finished rows, got {rows}")
+                return None
+            return rows if sum(r["outcome"] != "pending" for r in rows) >= n else None
+
+        try:
+            return wait_until(finished, timeout, f"{n} finished rows", interval=0.1)
+        except AssertionError:
+            raise AssertionError(f"expected {n} finished rows, got {self.rows()}") from None

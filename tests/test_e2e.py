@@ -9,7 +9,6 @@ import signal
 import stat
 import subprocess
 import threading
-import time
 
 import anthropic
 import httpx
@@ -17,7 +16,7 @@ import httpx2
 import openai
 import pytest
 
-from .proxy import MITMDUMP, ROOT, Proxy, free_port
+from .proxy import MITMDUMP, ROOT, Proxy, free_port, wait_until
 from .standin import StandIn
 
 API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
@@ -185,36 +184,63 @@ def test_gzip_encoded_event_stream(proxy, standin):
     assert (row["input_tokens"], row["output_tokens"], row["model"]) == (678, 82, "claude-haiku-4-5-20251001")
 
 
-def test_sigterm_during_traffic_completes_every_finished_row(tmp_path, standin):
-    proxy = Proxy(tmp_path)
-    finished = []
+def load_with_sigterm(tmp_path, standin, calls: int = 8, *sets: str) -> tuple[dict, dict]:
+    """`calls` streamed calls through real mitmdump, half of them slow; SIGTERM once every call's
+    row is written and the first one has reached its client whole. Returns what each client got
+    ("whole", or the error) and each call's row, by call number."""
+    proxy = Proxy(tmp_path, *sets)
+    got: dict[int, str] = {}
 
-    def call(i):
-        with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
-            fault = "slow" if i % 2 else ""
-            try:
-                r = http.post(f"{standin.url}/v1/chat/completions",
-                              headers={"x-standin-case": CHAT_CASE, "x-standin-fault": fault},
+    def call(i: int) -> None:
+        headers = {"x-standin-case": CHAT_CASE, "x-standin-fault": "slow" if i % 2 else "",
+                   "X-Ledger-Tag-Call": str(i)}
+        try:
+            with httpx.Client(proxy=proxy.url, trust_env=False, timeout=60) as http:
+                r = http.post(f"{standin.url}/v1/chat/completions", headers=headers,
                               json={"model": "gpt-4o-mini", "stream": True, "messages": []})
-                if r.status_code == 200 and b"[DONE]" in r.content:
-                    finished.append(i)
-            except httpx.HTTPError:
-                pass
+            got[i] = "whole" if r.status_code == 200 and r.content.endswith(b"data: [DONE]\n\n") else r.text
+        except httpx.HTTPError as e:
+            got[i] = f"{type(e).__name__}: {e}"
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(calls)]
     for t in threads:
         t.start()
-    time.sleep(0.6)
-    assert proxy.stop(signal.SIGTERM) is not None
-    for t in threads:
-        t.join()
-    rows = proxy.rows()
-    assert len(rows) == 8
-    assert finished, "no call finished before SIGTERM"
-    done = [r for r in rows if r["outcome"] == "ok"]
-    assert len(done) >= len(finished)
-    assert all(r["input_tokens"] == 23 and r["output_tokens"] == 8 for r in done)
-    assert all(r["outcome"] != "pending" for r in rows)
+    try:
+        wait_until(lambda: len(proxy.rows()) == calls and got, 60, "every call started and one ended")
+    finally:
+        assert proxy.stop(signal.SIGTERM) is not None
+        for t in threads:
+            t.join(60)
+    rows = {int(json.loads(r["tags"])["call"]): r for r in proxy.rows()}
+    assert sorted(rows) == list(range(calls))
+    return got, rows
+
+
+def test_sigterm_during_traffic_completes_every_finished_row(tmp_path, standin):
+    got, rows = load_with_sigterm(tmp_path, standin)
+    assert "whole" in got.values()
+    for i, row in rows.items():
+        if got[i] == "whole":  # every call its client received in full: ok, with its usage
+            assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("ok", 23, 8), (i, got[i], row)
+        else:  # the rest: cut off by the stop, and said so
+            assert row["outcome"] == "proxy_stopped", (i, got[i], row)
+
+
+def test_calls_still_open_when_the_grace_period_ends_are_proxy_stopped(tmp_path, standin):
+    proxy = Proxy(tmp_path, "ledger_shutdown_grace=0.2")
+    headers = {"x-standin-case": "anthropic__anthropic-messages__stream__llm-anthropic-web-search",
+               "x-standin-fault": "slow"}
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=60) as http:
+        with pytest.raises(httpx.HTTPError):
+            with http.stream("POST", f"{standin.url}/v1/messages", headers=headers,
+                             json={"model": "claude-opus-4-1", "max_tokens": 10, "stream": True,
+                                   "messages": []}) as r:
+                for i, _ in enumerate(r.iter_raw()):
+                    if i == 2:  # well into the stream, and message_start read
+                        proxy.stop(signal.SIGTERM)
+    (row,) = proxy.rows()
+    assert row["outcome"] == "proxy_stopped" and "grace" in row["error"]
+    assert row["input_tokens"] == 2039 and row["model"] == "claude-opus-4-1-20250805"
 
 
 def test_default_ledger_path_is_created_private(tmp_path, standin):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sqlite3
 from datetime import UTC, datetime
 
@@ -26,6 +28,15 @@ log = logging.getLogger(__name__)
 HOSTS_NOT_NEEDING_STREAM_OPTIONS = frozenset({"openrouter.ai"})
 
 
+def seconds(text: str) -> float | None:
+    """A duration option's value: seconds >= 0, or None when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
 class UsageLedger:
     def __init__(self) -> None:
         self.store: LedgerStore | None = None
@@ -35,6 +46,9 @@ class UsageLedger:
         self.addons = [LocalOnly()]  # mitmproxy runs sub-addons' hooks too
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
+        self.shutdown_grace = 5.0
+        self.all_ended: asyncio.Event | None = None
+        """Set while mitmproxy stops, once no call is in flight (or a second signal says: now)."""
 
     def running(self) -> None:
         self.crash_watch.install()
@@ -64,6 +78,11 @@ class UsageLedger:
             "ledger_prices", str, "",
             "JSON file of price overrides in LiteLLM's per-token format, keyed by model; wins over bundled prices.",
         )
+        loader.add_option(
+            "ledger_shutdown_grace", str, "5",
+            "Seconds a stopping proxy waits for calls in flight to end; calls still open then are "
+            "recorded as proxy_stopped. A second Ctrl-C or SIGTERM ends the wait.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         # A bad setting is logged as one error line, not raised: raised from a script it would
@@ -73,6 +92,13 @@ class UsageLedger:
                 self.pricer = Pricer(ctx.options.ledger_prices or None)
             except PriceFileError as e:
                 log.error("usage-ledger: ledger_prices: %s", e)
+        if "ledger_shutdown_grace" in updated:
+            grace = seconds(ctx.options.ledger_shutdown_grace)
+            if grace is None:
+                log.error("usage-ledger: ledger_shutdown_grace: not a number of seconds >= 0: %r",
+                          ctx.options.ledger_shutdown_grace)
+            else:
+                self.shutdown_grace = grace
         if "ledger_db" in updated:
             path = ctx.options.ledger_db
             try:
@@ -164,12 +190,49 @@ class UsageLedger:
         self.submit(record)
         flow.comment = describe(record)  # shown in mitmweb and the console's flow list
         self.background.remember(call)
+        if not self.calls and self.all_ended is not None:
+            self.all_ended.set()
 
-    def done(self) -> None:
+    def done(self):
+        """mitmproxy stops (or the script is unloaded). When it stops, its connections are still
+        served until every `done` hook has returned: calls in flight may end, and be recorded as
+        they end, for up to `ledger_shutdown_grace` seconds (mitmproxy awaits what this returns).
+        An unload cannot wait (mitmproxy calls `done` synchronously then)."""
+        master = getattr(ctx, "master", None)
+        stopping = master is not None and master.should_exit.is_set()
+        if stopping and self.calls and self.shutdown_grace > 0:
+            return self.wait_then_close(self.shutdown_grace)
+        self.close("proxy stopped before the call ended")
+        return None
+
+    async def wait_then_close(self, grace: float) -> None:
+        self.all_ended = asyncio.Event()
+        log.info("usage-ledger: waiting up to %g s for %d call(s) in flight to end", grace, len(self.calls))
+        loop = asyncio.get_running_loop()
+        again = (signal.SIGINT, signal.SIGTERM)
+        try:
+            for signum in again:  # mitmproxy's own handlers do nothing once it is stopping
+                loop.add_signal_handler(signum, self.all_ended.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals on this loop or thread
+            again = ()
+        try:
+            await asyncio.wait_for(self.all_ended.wait(), grace)
+        except TimeoutError:
+            pass
+        finally:
+            for signum in again:
+                loop.remove_signal_handler(signum)
+        if self.calls:
+            log.warning("usage-ledger: %d call(s) still open at shutdown; recorded as proxy_stopped", len(self.calls))
+        self.close(f"proxy stopped before the call ended (within ledger_shutdown_grace {grace:g} s)")
+
+    def close(self, reason: str) -> None:
+        """Rows still open end as `proxy_stopped`, with the usage seen so far; then the ledger
+        is written out and closed."""
         self.crash_watch.uninstall()
-        for call in self.calls.values():
-            self.complete(call.flow, call, "client_aborted", "proxy stopped before the call ended")
-        self.calls.clear()
+        open_calls, self.calls = list(self.calls.values()), {}
+        for call in open_calls:
+            self.complete(call.flow, call, "proxy_stopped", reason)
         if self.store is not None:
             self.store.close()
             self.store = None
