@@ -89,7 +89,8 @@ class Proxy:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"mitmdump exited: {self.log_path.read_text()[-2000:]}")
                 try:
-                    client.get(probe_url())
+                    # named as a case, for a redirecting script that sends it to the stand-in
+                    client.get(probe_url(), headers={"x-standin-case": "readiness-probe"})
                     return
                 except httpx.HTTPError:
                     time.sleep(0.1)
