@@ -138,7 +138,7 @@ class StandIn:
         extra = case.headers
         if fault == "gzip":
             data, extra = gzip.compress(data), extra + "content-encoding: gzip\r\n"
-        if "event-stream" not in case.content_type and "ndjson" not in case.content_type:
+        if not any(kind in case.content_type for kind in ("event-stream", "ndjson", "eventstream")):
             return self.send(writer, case.status, case.content_type, data, extra)
         writer.write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
                       "transfer-encoding: chunked\r\n\r\n").encode())

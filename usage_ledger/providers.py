@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-# (host, or a suffix starting with "." or "-", provider). First match wins.
+import re
+
+# (host, a suffix starting with "." or "-", or a host with "*" for one DNS label, provider).
+# First match wins.
 PROVIDERS: tuple[tuple[str, str], ...] = (
     ("api.openai.com", "openai"),
     ("chatgpt.com", "openai"),
@@ -15,6 +18,8 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("aiplatform.googleapis.com", "vertex"),
     (".aiplatform.googleapis.com", "vertex"),
     ("-aiplatform.googleapis.com", "vertex"),  # regional: us-east5-aiplatform.googleapis.com
+    ("bedrock-runtime.*.amazonaws.com", "bedrock"),
+    ("bedrock-runtime-fips.*.amazonaws.com", "bedrock"),
     ("api.groq.com", "groq"),
     ("api.mistral.ai", "mistral"),
     ("codestral.mistral.ai", "mistral"),
@@ -39,12 +44,18 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
 
 _DEFAULT_PORTS = {"ollama": 11434}
 
+_WILDCARDS = {pattern: re.compile(re.escape(pattern).replace(r"\*", "[a-z0-9-]+") + "$")
+              for pattern, _ in PROVIDERS if "*" in pattern}
+
 
 def provider_for(host: str, port: int | None = None, api: str | None = None) -> str:
     """The provider's name for a host, else the host (with a non-default port) itself."""
     host = host.lower().rstrip(".")
     for pattern, name in PROVIDERS:
         if host == pattern or (pattern[0] in ".-" and host.endswith(pattern)):
+            return name
+        wildcard = _WILDCARDS.get(pattern)
+        if wildcard is not None and wildcard.match(host):
             return name
     if api == "ollama" or port == _DEFAULT_PORTS["ollama"]:
         return "ollama"

@@ -10,9 +10,11 @@ from collections.abc import Iterable
 
 from .apis.base import Tracker
 from .decoding import UnsupportedEncoding, decoder_for
+from .eventstream import EventStreamFramer
 from .framing import DEFAULT_MAX_FRAME, LEADING_NOISE, Frame, framer_for
 
 _SNIFF_LIMIT = 64
+_EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 
 class StreamScanner:
@@ -64,8 +66,13 @@ class StreamScanner:
         frames = self.framer.feed(data)
         if frames:
             self._deliver(frames)
+        if isinstance(self.framer, EventStreamFramer) and self.framer.problem:
+            self.problem = self.framer.problem  # its framing is lost: read no further
 
     def _start(self, first: bytes) -> None:
+        if _EVENT_STREAM in self.content_type.lower():
+            self.framer = EventStreamFramer(self.tracker.interesting, self.max_frame)
+            return
         self.framer = framer_for(self.content_type, first, self.tracker.interesting, self.max_frame)
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import (anthropic_messages, gemini, ollama, openai_audio, openai_chat, openai_embeddings, openai_images,
-               openai_responses)
+from . import (anthropic_messages, bedrock_converse, bedrock_invoke, gemini, ollama, openai_audio, openai_chat,
+               openai_embeddings, openai_images, openai_responses)
 from .base import Recognised, Tracker
 
 SHAPES: tuple[ModuleType, ...] = (
@@ -22,6 +22,8 @@ SHAPES: tuple[ModuleType, ...] = (
     anthropic_messages,
     gemini,
     ollama,
+    bedrock_invoke,
+    bedrock_converse,
 )
 
 

@@ -26,6 +26,7 @@ GENAI_PROVIDERS: dict[str, str] = {
     "vertex": "google",  # google falls back to anthropic for Claude on Vertex
     "gemini-code-assist": "google",
     "github-copilot": "github-copilot",
+    "bedrock": "aws",
     "groq": "groq",
     "mistral": "mistral",
     "deepseek": "deepseek",
