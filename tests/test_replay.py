@@ -131,3 +131,28 @@ def test_a_bug_while_reading_a_response_still_completes_its_row(tmp_path, monkey
     con = with_ledger(tmp_path / "ledger.db", once)
     row = con.execute("select outcome, status_code, input_tokens, error from requests").fetchone()
     assert row == ("ok", 200, None, "usage-ledger internal error: RuntimeError")
+
+
+def test_the_cost_reaches_the_flow_comment_after_the_writer_priced_it(tmp_path):
+    """Pricing runs on the writer thread; the response hook leaves the tokens in the comment at
+    once, and the priced line replaces it on the event loop."""
+    flow = recorded_case(NONSTREAM_CASE).copy()
+    comments = []
+
+    async def once(ledger):
+        response, flow.response = flow.response, None
+        ledger.request(flow)
+        flow.response = response
+        ledger.responseheaders(flow)
+        await ledger.response(flow)
+        comments.append(flow.comment)
+        for _ in range(1000):  # bounded: the writer prices within its flush interval
+            if "$" in flow.comment:
+                break
+            await asyncio.sleep(0.01)
+        comments.append(flow.comment)
+
+    con = with_ledger(tmp_path / "ledger.db", once)
+    cost = con.execute("select cost_usd from requests").fetchone()[0]
+    assert comments[0] == "gpt-5-2025-08-07 · 8 in / 82 out"
+    assert cost is not None and comments[1] == f"gpt-5-2025-08-07 · 8 in / 82 out · ${cost:.6f}"

@@ -20,10 +20,9 @@ from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .forms import form_fields
 from .hide import UsageChunkFilter
-from .pricing import Price, Pricer
 from .pricing.reported import header_cost
 from .providers import provider_for
-from .records import CallFinished, CallStarted
+from .records import CallEnded, CallFinished, CallStarted
 from .redact import redact_path
 from .scanner import StreamScanner, scan_body
 from .usage import Usage
@@ -195,9 +194,9 @@ class Call:
             return False
         return b"stream_options" in (response.get_content(strict=False) or b"")
 
-    def finish(self, flow: http.HTTPFlow, pricer: Pricer, outcome: str | None = None,
-               error: str | None = None) -> CallFinished:
-        """The completed row. Without an outcome, it is read from the response."""
+    def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None) -> CallEnded:
+        """The completed row, still to be priced (by the writer thread, off the event loop).
+        Without an outcome, it is read from the response."""
         response = flow.response
         status = response.status_code if response is not None else None
         if response is not None and not self.streamed and outcome is None:
@@ -230,16 +229,9 @@ class Call:
             usage = usage or Usage()
             usage.reported_cost = reported
         model = self.tracker.model or self.recognised.model_requested
-        try:
-            price = pricer.price(provider=self.provider, api=self.recognised.api, model=model, usage=usage,
-                                 when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
-                                 service_tier=self.tracker.service_tier)
-        except Exception:  # a price we cannot compute is an unpriced call, not a lost row
-            log.exception("usage-ledger: could not price flow %s", self.row_id)
-            price = Price(None, None)
         started = flow.request.timestamp_end or flow.request.timestamp_start
         ended = (response.timestamp_end if response is not None else None) or time.time()
-        return CallFinished(
+        row = CallFinished(
             flow_id=self.row_id,
             outcome=outcome,
             status_code=status,
@@ -255,12 +247,14 @@ class Call:
             reasoning_tokens=usage.reasoning_tokens if usage else None,
             total_tokens=usage.total_tokens if usage else None,
             usage_json=usage.raw_json if usage else None,
-            cost_usd=price.cost_usd,
-            price_source=price.source,
+            cost_usd=None,
+            price_source=None,
             service_tier=self.tracker.service_tier,
             error=scrub(error, self.secret),
         )
-
+        return CallEnded(row, provider=self.provider, api=self.recognised.api, usage=usage,
+                         when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
+                         service_tier=self.tracker.service_tier)
 
     def unread(self, flow: http.HTTPFlow, outcome: str | None, error: str | None) -> CallFinished:
         """The row of a call whose response could not be read: status and timing, no usage."""

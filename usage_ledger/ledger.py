@@ -6,9 +6,11 @@ import asyncio
 import logging
 import signal
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
+from mitmproxy.hooks import UpdateHook
 
 from .background import BackgroundResponses
 from .call import Call, failure_outcome, flow_tags, recognise_request
@@ -16,7 +18,7 @@ from .inject import include_usage_body
 from .listen import LocalOnly
 from .pricing import Pricer, PriceFileError
 from .proxy_errors import ProxyCrashWatch
-from .records import CallFinished, CallStarted, HostRejectsStreamOptions, describe
+from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
 
@@ -92,6 +94,9 @@ class UsageLedger:
                 self.pricer = Pricer(ctx.options.ledger_prices or None)
             except PriceFileError as e:
                 log.error("usage-ledger: ledger_prices: %s", e)
+            else:
+                if self.store is not None:  # calls ending from now on get the new prices
+                    self.store.use_pricer(self.pricer)
         if "ledger_shutdown_grace" in updated:
             grace = seconds(ctx.options.ledger_shutdown_grace)
             if grace is None:
@@ -102,7 +107,7 @@ class UsageLedger:
         if "ledger_db" in updated:
             path = ctx.options.ledger_db
             try:
-                store = LedgerStore(path)
+                store = LedgerStore(path, pricer=self.pricer)
             except (OSError, sqlite3.Error) as e:
                 log.error("usage-ledger: ledger_db: cannot open %s: %s", path, e)
                 return
@@ -112,7 +117,7 @@ class UsageLedger:
             self.no_inject_hosts |= store.hosts_without_stream_options
             log.info("usage-ledger: writing to %s", path)
 
-    def submit(self, record: CallStarted | CallFinished | HostRejectsStreamOptions) -> None:
+    def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
         if self.store is not None:
             self.store.submit(record)
 
@@ -183,12 +188,17 @@ class UsageLedger:
 
     def complete(self, flow: http.HTTPFlow, call: Call, outcome: str | None = None, error: str | None = None) -> None:
         try:
-            record = call.finish(flow, self.pricer, outcome, error)
+            ended = call.finish(flow, outcome, error)
         except Exception as e:  # our bug: the call still gets its row, without usage
             log.exception("usage-ledger: could not read the outcome of flow %s", flow.id)
             record = call.unread(flow, outcome, f"usage-ledger internal error: {type(e).__name__}")
-        self.submit(record)
-        flow.comment = describe(record)  # shown in mitmweb and the console's flow list
+            self.submit(record)
+            flow.comment = describe(record)
+        else:
+            # Shown in mitmweb and the console's flow list: the tokens now, the cost once the
+            # writer thread has priced the call (pricing is kept off the event loop).
+            flow.comment = describe(ended.row, priced=False)
+            self.submit(replace(ended, then=_show_cost_later(flow)))
         self.background.remember(call)
         if not self.calls and self.all_ended is not None:
             self.all_ended.set()
@@ -236,3 +246,27 @@ class UsageLedger:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def _show_cost_later(flow: http.HTTPFlow):
+    """A callback for the writer thread that puts the priced row's line on the flow, on the
+    event loop (flows belong to it), and tells mitmweb the flow changed."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+    def show(record: CallFinished) -> None:
+        flow.comment = describe(record)
+        try:
+            ctx.master.addons.trigger(UpdateHook([flow]))
+        except Exception:  # no master any more (shutting down): the comment is set anyway
+            pass
+
+    def then(record: CallFinished) -> None:
+        try:
+            loop.call_soon_threadsafe(show, record)
+        except RuntimeError:  # the loop has closed: nobody is looking at the flow any more
+            pass
+
+    return then

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from datetime import datetime
+
+from .usage import Usage
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,6 +55,22 @@ class CallFinished:
     error: str | None
 
 
+@dataclass(slots=True, frozen=True)
+class CallEnded:
+    """A call's end before it is priced: its row with `cost_usd` and `price_source` still None,
+    and what pricing needs. The writer thread prices it into a CallFinished: pricing is too slow
+    for the event loop (genai-prices' first lookup loads its data, ~0.5 s). `then` is called, on
+    the writer thread, with the priced row."""
+
+    row: CallFinished
+    provider: str
+    api: str
+    usage: Usage | None
+    when: datetime
+    service_tier: str | None
+    then: Callable[[CallFinished], None] | None = None
+
+
 def columns(record_type: type) -> list[str]:
     return [f.name for f in fields(record_type)]
 
@@ -64,8 +84,9 @@ class HostRejectsStreamOptions:
     reason: str | None
 
 
-def describe(record: CallFinished) -> str:
-    """One line for people: what mitmweb and the console show as the flow's comment."""
+def describe(record: CallFinished, priced: bool = True) -> str:
+    """One line for people: what mitmweb and the console show as the flow's comment. Before the
+    writer has priced the call (`priced=False`) the cost is left out."""
     parts = [record.model or "unknown model"]
     if record.input_tokens is not None or record.output_tokens is not None:
         tokens = f"{record.input_tokens if record.input_tokens is not None else '?'} in"
@@ -75,7 +96,8 @@ def describe(record: CallFinished) -> str:
         parts.append(tokens)
     else:
         parts.append("no usage reported")
-    parts.append("unpriced" if record.cost_usd is None else f"${record.cost_usd:.6f}")
+    if priced:
+        parts.append("unpriced" if record.cost_usd is None else f"${record.cost_usd:.6f}")
     if record.outcome != "ok":
         parts.append(record.outcome + (f": {record.error}" if record.error else ""))
     return " · ".join(parts)

@@ -13,16 +13,22 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import astuple
+from dataclasses import astuple, dataclass
 from functools import cache
 from pathlib import Path
 
 from .migrations import migrate
-from .records import CallFinished, CallStarted, HostRejectsStreamOptions, columns
+from .pricing import Pricer
+from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, columns
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _UsePricer:
+    pricer: Pricer
 _WRITE_ATTEMPTS = 3  # each waits out the busy timeout first
 
 
@@ -66,8 +72,10 @@ def _upsert_sql(record_type: type) -> str:
 
 
 class LedgerStore:
-    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 500) -> None:
+    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 500,
+                 pricer: Pricer | None = None) -> None:
         self.path = str(path)
+        self.pricer = pricer or Pricer()
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -78,8 +86,12 @@ class LedgerStore:
         self.thread = threading.Thread(target=self._run, name="usage-ledger-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, record: CallStarted | CallFinished | HostRejectsStreamOptions) -> None:
+    def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
         self.queue.put(record)
+
+    def use_pricer(self, pricer: Pricer) -> None:
+        """Price calls submitted from now on with `pricer` (in order: earlier ones keep the old)."""
+        self.queue.put(_UsePricer(pricer))
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything submitted so far, then close the database."""
@@ -88,6 +100,7 @@ class LedgerStore:
             self.thread.join(timeout)
 
     def _run(self) -> None:
+        self.pricer.warm()
         stopping = False
         while not stopping:
             batch = [self.queue.get()]
@@ -103,8 +116,26 @@ class LedgerStore:
             if batch[-1] is _STOP:
                 stopping = True
                 batch.pop()
-            self._write([r for r in batch if r is not _STOP])
+            self._write(self._prepare(batch))
         self.con.close()
+
+    def _prepare(self, batch: list[object]) -> list[object]:
+        """The batch's records as rows to write: calls priced (here, off the event loop), in order."""
+        records = []
+        for record in batch:
+            if isinstance(record, _UsePricer):
+                self.pricer = record.pricer
+            elif isinstance(record, CallEnded):
+                priced = self.pricer.finish(record)
+                records.append(priced)
+                if record.then is not None:
+                    try:
+                        record.then(priced)
+                    except Exception:
+                        log.exception("usage-ledger: could not show the cost of flow %s", priced.flow_id)
+            elif record is not _STOP:
+                records.append(record)
+        return records
 
     def _write(self, batch: list[object]) -> None:
         if not batch:

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from ..records import CallEnded, CallFinished
 from ..usage import Usage
 from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values, other_units
 from .overrides import PriceFileError, Rates, load_overrides, override_cost, override_keys
@@ -115,6 +116,25 @@ class Pricer:
             self._warn(provider, model, f"pricing failed: {type(e).__name__}: {e}")
             return UNPRICED
         return Price(_to_float(cost), GENAI_PRICES_SOURCE)
+
+    def finish(self, ended: CallEnded) -> CallFinished:
+        """The row of `ended` with its cost (the writer thread prices here, off the event loop);
+        a surprise while pricing leaves the call unpriced, never without its row."""
+        try:
+            price = self.price(provider=ended.provider, api=ended.api, model=ended.row.model, usage=ended.usage,
+                               when=ended.when, service_tier=ended.service_tier)
+        except Exception:
+            log.exception("usage-ledger: could not price flow %s", ended.row.flow_id)
+            price = UNPRICED
+        return replace(ended.row, cost_usd=price.cost_usd, price_source=price.source)
+
+    def warm(self) -> None:
+        """Load genai-prices' data now (its first lookup takes ~0.5 s), so no call waits for it."""
+        try:
+            bundled_cost("openai", "openai-chat", "gpt-4o", Usage(input_tokens=1, output_tokens=1),
+                         datetime.now(UTC), None)
+        except Exception:  # only a warm-up: the first real call would see the same error
+            log.debug("usage-ledger: price warm-up failed", exc_info=True)
 
     def _override(self, provider: str, model: str) -> Rates | None:
         if not self.overrides:
