@@ -1,4 +1,4 @@
-"""`usage-ledger`: report, tail, env, run and reprice, on top of the ledger the addon writes.
+"""`usage-ledger`: report, tail, env, run, reprice and status, on top of the ledger the addon writes.
 
 Stdlib only. Reading commands open the ledger read-only and never create it. User mistakes end
 with one line `usage-ledger: error: ...` on stderr and exit status 2.
@@ -459,6 +459,17 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The writer's state (status.py): exit 1 when records were lost, wait, or cannot be written."""
+    from .journal import Journal, journal_path
+    from .status import describe_status
+
+    db = str(Path(args.db).expanduser())
+    lines, attention = describe_status(db, Journal(journal_path(db)).size())
+    print("\n".join(lines))
+    return 1 if attention else 0
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -515,6 +526,13 @@ def build_parser() -> Parser:
     p.add_argument("--since", help="only calls since YYYY-MM-DD, an ISO timestamp, or 7d ...")
     p.add_argument("--prices", help="a price override file")
     p.set_defaults(func=cmd_reprice)
+
+    p = sub.add_parser("status", help="is the proxy's writer keeping up? queue, journal, records lost",
+                       description="The running proxy's writer: records waiting in memory and in the journal, "
+                                   "records lost since it started, its last error. Exit status 1 when "
+                                   "records were lost, are waiting, or cannot be written now.")
+    p.add_argument("--db", default=default_db_path(), help=db_help)
+    p.set_defaults(func=cmd_status)
     return parser
 
 

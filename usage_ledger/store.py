@@ -1,8 +1,15 @@
-"""The ledger's SQLite file, owned by one writer thread.
+"""The ledger's SQLite file, owned by one writer thread that never throws a record away.
 
-Proxy hooks call `submit()` with plain records and return at once; the writer batches them into
-one transaction every `flush_interval` seconds (or sooner when many are waiting) and drains
-everything on `close()`.
+Proxy hooks call `submit()` with plain records and return at once (a put on an unbounded
+queue: the event loop never waits for the writer). The writer prices finished calls, batches
+records into one transaction every `flush_interval` seconds (or sooner when many are waiting)
+and drains everything on `close()`.
+
+When the ledger cannot be written (locked by another connection, disk full, read-only,
+missing), the writer keeps the records in memory (up to `max_pending`) and tries again with
+exponential backoff for as long as it takes; when memory is full it spills them to the journal
+(journal.py) and replays that into the ledger once it is writable again, or at the next start.
+Only when the journal cannot be written either are records dropped, and counted (status.py).
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import astuple, dataclass
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
+from .journal import Journal, journal_path
 from .migrations import migrate
 from .pricing import Pricer
-from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, columns
+from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions
+from .status import now_utc, status_path, write_status
+from .writes import PERMANENT, clean, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +38,6 @@ _STOP = object()
 @dataclass(frozen=True)
 class _UsePricer:
     pricer: Pricer
-_WRITE_ATTEMPTS = 3  # each waits out the busy timeout first
 
 
 def default_db_path() -> str:
@@ -41,52 +49,67 @@ def default_db_path() -> str:
     return os.path.join(data_home, "usage-ledger", "ledger.db")
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating it private, with its folder) and migrate the ledger."""
+def connect(path: str | os.PathLike[str], busy_timeout: float = 10.0) -> sqlite3.Connection:
+    """Open (creating it private, with its folder) and migrate the ledger. Raises OSError or
+    sqlite3.Error when it cannot be opened for writing."""
     path = Path(path).expanduser()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
-    con = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA busy_timeout=10000")
-    con.execute("PRAGMA synchronous=NORMAL")
-    migrate(con)
+    con = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        migrate(con)
+    except sqlite3.Error:
+        con.close()
+        raise
     return con
 
 
-@cache
-def _insert_sql(record_type: type) -> str:
-    names = columns(record_type)
-    return f"INSERT OR IGNORE INTO requests ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-
-
-@cache
-def _upsert_sql(record_type: type) -> str:
-    """Complete a call's row; insert it if its start was never written (so nothing is lost)."""
-    names = columns(record_type)
-    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "flow_id")
-    return (f"INSERT INTO requests ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT(flow_id) DO UPDATE SET {updates}")
-
-
 class LedgerStore:
-    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 500,
-                 pricer: Pricer | None = None) -> None:
-        self.path = str(path)
+    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 2000,
+                 pricer: Pricer | None = None, *, max_pending: int = 10_000, backoff: tuple[float, float] = (0.05, 5.0),
+                 busy_timeout: float = 1.0, status_interval: float = 1.0) -> None:
+        """backoff: the first and the longest wait (s) between attempts on an unwritable ledger;
+        busy_timeout: how long one attempt waits for a lock (s). Raises OSError when the ledger
+        neither exists nor can be created (a bad path); any other failure to open it is retried."""
+        self.path = str(Path(path).expanduser())
+        self.flush_interval, self.max_batch, self.max_pending = flush_interval, max_batch, max_pending
+        self.backoff, self.busy_timeout, self.status_interval = backoff, busy_timeout, status_interval
         self.pricer = pricer or Pricer()
-        self.flush_interval = flush_interval
-        self.max_batch = max_batch
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.con = connect(self.path)  # fail fast on a bad path, in the caller's thread
-        self.hosts_without_stream_options = {
-            row[0] for row in self.con.execute("SELECT host FROM hosts_without_stream_options")
-        }
+        self.journal = Journal(journal_path(self.path))
+        self.status_file = status_path(self.path)
+        self.pending: list[object] = []  # priced records not yet written, oldest first
+        self.dropped_starts: set[str] = set()  # their finishes are dropped too: no row lacks its start
+        self.written = self.dropped = self.failed_attempts = 0
+        self.journal_records, self.journal_bytes = 0, self.journal.size()
+        self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        self.started_at = now_utc()
+        self.failing = False
+        self.con: sqlite3.Connection | None = None
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{self.path} is a folder")
+        if not os.path.exists(self.path):
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # fail fast on a bad path
+        try:
+            self.con = connect(self.path, busy_timeout)
+            self.hosts_without_stream_options = {
+                row[0] for row in self.con.execute("SELECT host FROM hosts_without_stream_options")
+            }
+        except (OSError, sqlite3.Error) as e:  # locked, read-only, ...: the writer keeps trying
+            self._failed(e)
+            self.hosts_without_stream_options = set()
         self.thread = threading.Thread(target=self._run, name="usage-ledger-writer", daemon=True)
         self.thread.start()
 
     def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
+        """Hand a record to the writer; never blocks."""
         self.queue.put(record)
 
     def use_pricer(self, pricer: Pricer) -> None:
@@ -94,74 +117,165 @@ class LedgerStore:
         self.queue.put(_UsePricer(pricer))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything submitted so far, then close the database."""
+        """Write everything submitted so far (to the journal if the ledger is still unwritable),
+        then close the database."""
         if self.thread.is_alive():
             self.queue.put(_STOP)
             self.thread.join(timeout)
 
+    # --- the writer thread ---------------------------------------------------------------------
+
     def _run(self) -> None:
         self.pricer.warm()
-        stopping = False
-        while not stopping:
-            batch = [self.queue.get()]
-            deadline = time.monotonic() + self.flush_interval
-            while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                if batch[-1] is _STOP or remaining <= 0:
-                    break
-                try:
-                    batch.append(self.queue.get(timeout=remaining))
-                except queue.Empty:
-                    break
-            if batch[-1] is _STOP:
-                stopping = True
-                batch.pop()
-            self._write(self._prepare(batch))
-        self.con.close()
-
-    def _prepare(self, batch: list[object]) -> list[object]:
-        """The batch's records as rows to write: calls priced (here, off the event loop), in order."""
-        records = []
-        for record in batch:
-            if isinstance(record, _UsePricer):
-                self.pricer = record.pricer
-            elif isinstance(record, CallEnded):
-                priced = self.pricer.finish(record)
-                records.append(priced)
-                if record.then is not None:
-                    try:
-                        record.then(priced)
-                    except Exception:
-                        log.exception("usage-ledger: could not show the cost of flow %s", priced.flow_id)
-            elif record is not _STOP:
-                records.append(record)
-        return records
-
-    def _write(self, batch: list[object]) -> None:
-        if not batch:
-            return
-        for attempt in range(1, _WRITE_ATTEMPTS + 1):
-            try:
-                with self.con:
-                    for record in batch:
-                        self._write_one(record)
-                return
-            except sqlite3.OperationalError as e:  # locked by a long reader or writer: wait
-                if attempt == _WRITE_ATTEMPTS:
-                    log.error("usage-ledger: could not write %d records to %s: %s", len(batch), self.path, e)
+        if self.journal_bytes:
+            self.journal_records = sum(1 for batch in self.journal.batches(1000) for _ in batch)
+        delay, retry_at, status_at, stopping, failures = self.backoff[0], 0.0, 0.0, False, 0
+        while True:
+            now = time.monotonic()
+            waiting = bool(self.pending or self.journal_bytes)
+            wait = max(0.0, min(retry_at, status_at) - now) if waiting else self.status_interval
+            stopping = self._gather(wait) or stopping
+            now = time.monotonic()
+            if (self.pending or self.journal_bytes) and (now >= retry_at or stopping):
+                if self._write_all():
+                    delay, retry_at, failures = self.backoff[0], 0.0, 0
                 else:
-                    time.sleep(attempt)
-            except sqlite3.Error:
-                log.exception("usage-ledger: could not write %d records to %s", len(batch), self.path)
-                return
+                    retry_at, delay, failures = now + delay, min(delay * 2, self.backoff[1]), failures + 1
+                    if failures >= 2 and self.pending:  # not a passing hiccup: on disk, safe from a crash
+                        self._spill()
+            if stopping:
+                if self.pending and not self._spill():
+                    self._drop(len(self.pending), "the proxy stopped and the journal cannot be written")
+                break
+            if now >= status_at:
+                self._write_status("retrying" if self.failing and (self.pending or self.journal_bytes) else "ok")
+                status_at = now + self.status_interval
+        if self.con is not None:
+            self.con.close()
+        self._write_status("stopped")
 
-    def _write_one(self, record: object) -> None:
-        if isinstance(record, CallStarted):
-            self.con.execute(_insert_sql(CallStarted), astuple(record))
-        elif isinstance(record, CallFinished):
-            self.con.execute(_upsert_sql(CallFinished), astuple(record))
-        elif isinstance(record, HostRejectsStreamOptions):
-            self.con.execute(
-                "INSERT OR IGNORE INTO hosts_without_stream_options (host, learned_at, reason) VALUES (?, ?, ?)",
-                astuple(record),
-            )
+    def _gather(self, wait: float) -> bool:
+        """Take records from the queue: the first within `wait` s, then what comes within the
+        flush interval, up to max_batch. True when close() asked to stop."""
+        try:
+            item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+        except queue.Empty:
+            return False
+        deadline, taken = time.monotonic() + self.flush_interval, 0
+        while item is not _STOP:
+            self._take(item)
+            taken += 1
+            remaining = deadline - time.monotonic()
+            if taken >= self.max_batch:
+                return False
+            try:
+                item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                return False
+        return True
+
+    def _take(self, item: object) -> None:
+        if isinstance(item, _UsePricer):
+            self.pricer = item.pricer
+            return
+        if isinstance(item, CallEnded):
+            record: object = self.pricer.finish(item)
+            if item.then is not None:
+                try:
+                    item.then(record)
+                except Exception:
+                    log.exception("usage-ledger: could not show the cost of flow %s", item.row.flow_id)
+        else:
+            record = item
+        if isinstance(record, CallFinished) and record.flow_id in self.dropped_starts:
+            self.dropped_starts.discard(record.flow_id)
+            self._drop(1, None)
+            return
+        if len(self.pending) >= self.max_pending and not self._spill() and isinstance(record, CallStarted):
+            # Memory and journal are full: refuse new calls, but still finish those accepted
+            # (so at most one finish per pending start comes on top of max_pending).
+            self.dropped_starts.add(record.flow_id)
+            self._drop(1, None)
+            return
+        self.pending.append(record)
+
+    def _write_all(self) -> bool:
+        """The journal, then the records in memory, into the ledger; False if it failed."""
+        try:
+            if self.con is None:
+                self.con = connect(self.path, self.busy_timeout)
+            if self.journal_bytes:
+                for batch in self.journal.batches(self.max_batch):
+                    self._write_records(batch)
+                self.journal.remove()
+                if self.journal.unreadable_lines:
+                    self._drop(self.journal.unreadable_lines, "torn or unreadable lines in the journal")
+                self.written += self.journal_records
+                self.journal_records = self.journal_bytes = 0
+            if self.pending:
+                self._write_records(self.pending)
+                self.written += len(self.pending)
+                self.pending = []
+        except (OSError, sqlite3.Error) as e:
+            self._failed(e)
+            if self.con is not None and not isinstance(e, sqlite3.OperationalError):
+                self.con.close()  # not only busy: open it afresh next time
+                self.con = None
+            return False
+        if self.failing:
+            log.warning("usage-ledger: %s is writable again; every record kept meanwhile is written", self.path)
+            self.failing = False
+        return True
+
+    def _write_records(self, records: list) -> None:
+        """One transaction; a record no retry can write (our bug, or text SQLite refuses) is
+        cleaned, else dropped and counted, so it cannot hold up the others forever."""
+        try:
+            write_batch(self.con, records)
+            return
+        except PERMANENT:
+            log.warning("usage-ledger: a batch could not be written as it is; writing its records one by one")
+        for record in records:
+            try:
+                write_batch(self.con, [clean(record)])
+            except PERMANENT as e:
+                self._drop(1, f"{type(e).__name__}: {e}")
+
+    def _spill(self) -> bool:
+        """Move the records in memory to the end of the journal; False if it cannot be written."""
+        try:
+            self.journal_bytes += self.journal.append(self.pending)
+        except OSError as e:
+            self._failed(e, f"journal {self.journal.path}")
+            return False
+        self.journal_records += len(self.pending)
+        self.pending = []
+        return True
+
+    def _failed(self, error: Exception, what: str | None = None) -> None:
+        message = f"{what or self.path}: {type(error).__name__}: {error}"
+        if not self.failing or message != self.last_error:
+            log.warning("usage-ledger: cannot write %s; keeping records and trying again", message)
+        self.failing = True
+        self.failed_attempts += 1
+        self.last_error, self.last_error_at = message, now_utc()
+
+    def _drop(self, n: int, why: str | None) -> None:
+        if why:
+            log.error("usage-ledger: lost %d records: %s", n, why)
+        elif self.dropped == 0:
+            log.error("usage-ledger: memory and journal are full: dropping new calls (see usage-ledger status)")
+        self.dropped += n
+
+    def _write_status(self, state: str) -> None:
+        status = {
+            "pid": os.getpid(), "ledger": self.path, "started_at": self.started_at, "updated_at": now_utc(),
+            "state": state, "queue": len(self.pending) + self.queue.qsize(),
+            "journal_records": self.journal_records, "journal_bytes": self.journal_bytes,
+            "written": self.written, "dropped": self.dropped, "failed_attempts": self.failed_attempts,
+            "last_error": self.last_error, "last_error_at": self.last_error_at,
+        }
+        try:
+            write_status(self.status_file, status)
+        except OSError:
+            log.debug("usage-ledger: cannot write %s", self.status_file, exc_info=True)

@@ -1,0 +1,208 @@
+"""The writer loses nothing when the ledger cannot be written: a lock held by another
+connection, a full in-memory queue, an unwritable file. Real SQLite files; the backoff is
+made short so a test takes seconds, and every wait is bounded polling on an event."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from usage_ledger.journal import journal_path
+from usage_ledger.status import read_status, status_path
+from usage_ledger.store import LedgerStore, connect
+from usage_ledger.writes import write_batch
+
+from .test_store import finished, started
+
+FAST = {"flush_interval": 0.01, "backoff": (0.01, 0.05), "busy_timeout": 0.02, "status_interval": 0.05}
+
+
+def until(condition, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def exclusive_lock(path: Path):
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def ledger_rows(path: Path) -> list[dict]:
+    con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("select * from requests order by id")]
+    finally:
+        con.close()
+
+
+def assert_complete(rows: list[dict], n: int) -> None:
+    """n calls, each with its start and its finish: 0 lost, 0 pending, 0 without a start."""
+    assert len(rows) == n
+    assert {r["flow_id"] for r in rows} == {f"f{i}" for i in range(n)}
+    assert all(r["outcome"] == "ok" and r["input_tokens"] == 23 for r in rows)
+    assert all(r["started_at"] and r["host"] == "api.openai.com" and r["provider"] == "openai"
+               and r["api"] == "openai-chat" and r["tags"] == '{"project": "x"}' for r in rows)
+
+
+def test_a_lock_held_past_many_retries_loses_nothing(tmp_path):
+    db = tmp_path / "ledger.db"
+    connect(db).close()
+    store = LedgerStore(db, max_pending=1000, **FAST)
+    with exclusive_lock(db):
+        for i in range(40):  # calls keep coming while the ledger is locked
+            store.submit(started(i))
+            if i % 2:
+                store.submit(finished(i - 1))
+                store.submit(finished(i))
+        until(lambda: store.failed_attempts >= 10, what="ten failed attempts")  # the old writer gave up after 3
+        assert ledger_rows(db) == []
+    until(lambda: len(ledger_rows(db)) == 40 and not store.pending and not store.journal_bytes, what="rows")
+    store.close()
+    assert_complete(ledger_rows(db), 40)
+    status = read_status(status_path(str(db)))
+    assert (status["state"], status["dropped"], status["queue"], status["journal_bytes"]) == ("stopped", 0, 0, 0)
+    assert status["written"] == 80 and "locked" in status["last_error"]
+    assert not os.path.exists(journal_path(str(db)))
+
+
+def test_a_full_queue_spills_to_the_journal_which_the_next_start_replays_twice_alike(tmp_path):
+    db = tmp_path / "ledger.db"
+    connect(db).close()
+    store = LedgerStore(db, max_pending=10, **FAST)
+    with exclusive_lock(db):
+        for i in range(100):
+            store.submit(started(i))
+        for i in range(100):
+            store.submit(finished(i))
+        until(lambda: store.journal_records >= 190, what="the journal")
+        store.close()  # stopping while locked: what is left in memory goes to the journal too
+    journal = Path(journal_path(str(db)))
+    assert store.dropped == 0 and store.pending == []
+    saved = journal.read_bytes()
+    assert saved.count(b"\n") == 200
+    assert ledger_rows(db) == []
+
+    LedgerStore(db, **FAST).close()  # the next start
+    first = ledger_rows(db)
+    assert_complete(first, 100)
+    assert not journal.exists()
+
+    journal.write_bytes(saved)  # as if that replay had been cut short before removing it
+    LedgerStore(db, **FAST).close()
+    assert ledger_rows(db) == first
+
+
+def _unwritable(path: Path) -> bool:
+    """Make the file unwritable even for root (chattr +i); False where that is not possible."""
+    os.chmod(path, 0o400)
+    if os.geteuid() == 0:
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        if done.returncode != 0:
+            return False
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except PermissionError:
+        return True
+    return False
+
+
+def _writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    os.chmod(path, 0o600)
+
+
+@pytest.fixture
+def unwritable_ledger(tmp_path):
+    db = tmp_path / "ledger.db"
+    connect(db).close()
+    if not _unwritable(db):
+        _writable(db)
+        pytest.skip("cannot make a file unwritable here")
+    yield db
+    if not os.access(db, os.W_OK) or os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(db)], capture_output=True)
+        os.chmod(db, 0o600)
+
+
+def test_an_unwritable_ledger_is_journaled_then_replayed_when_writable(unwritable_ledger):
+    db = unwritable_ledger
+    store = LedgerStore(db, **FAST)  # starts anyway: a read-only ledger is a state, not a bad path
+    for i in range(30):
+        store.submit(started(i))
+        store.submit(finished(i))
+    until(lambda: store.journal_records == 60, what="the journal")
+    assert "PermissionError" in store.last_error
+    _writable(db)
+    until(lambda: not store.journal_bytes and not store.pending, what="the replay")
+    store.close()
+    assert_complete(ledger_rows(db), 30)
+    assert store.dropped == 0 and store.written == 60
+
+
+def test_when_even_the_journal_cannot_be_written_the_loss_is_counted_and_no_finish_lacks_its_start(
+        unwritable_ledger):
+    db = unwritable_ledger
+    journal = Path(journal_path(str(db)))
+    journal.mkdir()  # a folder where the journal would be: it cannot be written
+    store = LedgerStore(db, max_pending=5, **FAST)
+    for i in range(20):
+        store.submit(started(i))
+    for i in range(20):
+        store.submit(finished(i))
+    until(lambda: store.dropped == 30, what="the drops")  # 15 calls refused, start and finish
+    _writable(db)
+    until(lambda: not store.pending, what="the rest written")
+    store.close()
+    rows = ledger_rows(db)
+    assert len(rows) == 5 and all(r["host"] and r["outcome"] == "ok" for r in rows)
+    assert store.dropped == 30
+    assert read_status(status_path(str(db)))["dropped"] == 30
+
+
+def test_a_finish_written_before_its_start_still_makes_the_whole_row(tmp_path):
+    con = connect(tmp_path / "ledger.db")
+    write_batch(con, [finished(1)])
+    write_batch(con, [started(1)])
+    write_batch(con, [started(2), finished(2)])  # the same call in one batch: one statement
+    write_batch(con, [finished(3), started(3)])
+    write_batch(con, [started(1), finished(2)])  # written again (a replay): nothing changes
+    con.row_factory = sqlite3.Row
+    rows = {r["flow_id"]: dict(r) for r in con.execute("select * from requests")}
+    assert set(rows) == {"f1", "f2", "f3"}
+    for row in rows.values():
+        assert (row["outcome"], row["host"], row["input_tokens"], row["tags"]) == (
+            "ok", "api.openai.com", 23, '{"project": "x"}')
+        assert row["model_requested"] == "gpt-4o-mini" and row["model"] == "gpt-4o-mini-2024-07-18"
+
+
+def test_text_sqlite_refuses_is_cleaned_not_a_stuck_writer(tmp_path):
+    db = tmp_path / "ledger.db"
+    store = LedgerStore(db, **FAST)
+    store.submit(replace(started(0), user_agent="x\udcff"))  # a User-Agent byte that is not UTF-8
+    store.submit(finished(0))
+    store.submit(started(1))
+    store.submit(finished(1))
+    store.close()
+    rows = ledger_rows(db)
+    assert [r["user_agent"] for r in rows] == ["x\ufffd", "curl/8"]
+    assert store.dropped == 0
