@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,7 +197,7 @@ def test_a_finish_written_before_its_start_still_makes_the_whole_row(tmp_path):
 def test_text_sqlite_refuses_is_cleaned_not_a_stuck_writer(tmp_path):
     db = tmp_path / "ledger.db"
     store = LedgerStore(db, **FAST)
-    store.submit(replace(started(0), user_agent="x\udcff"))  # a User-Agent byte that is not UTF-8
+    store.submit(started(0)._replace(user_agent="x\udcff"))  # a User-Agent byte that is not UTF-8
     store.submit(finished(0))
     store.submit(started(1))
     store.submit(finished(1))

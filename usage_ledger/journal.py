@@ -16,7 +16,6 @@ import json
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions
 
@@ -24,7 +23,7 @@ Record = CallStarted | CallFinished | HostRejectsStreamOptions
 
 _KINDS: dict[str, type] = {"start": CallStarted, "finish": CallFinished, "host": HostRejectsStreamOptions}
 _KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
-_FIELDS = {cls: [f.name for f in fields(cls)] for cls in _KINDS.values()}
+_FIELDS = {cls: list(cls._fields) for cls in _KINDS.values()}
 
 
 def journal_path(db_path: str) -> str:

@@ -33,6 +33,7 @@ from .writes import PERMANENT, clean, write_batch
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_ROWS = (CallStarted, CallFinished)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def connect(path: str | os.PathLike[str], busy_timeout: float = 10.0) -> sqlite3
 
 
 class LedgerStore:
-    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 2000,
+    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 5000,
                  pricer: Pricer | None = None, *, max_pending: int = 10_000, backoff: tuple[float, float] = (0.05, 5.0),
                  busy_timeout: float = 1.0, status_interval: float = 1.0) -> None:
         """backoff: the first and the longest wait (s) between attempts on an unwritable ledger;
@@ -157,29 +158,41 @@ class LedgerStore:
     def _gather(self, wait: float) -> bool:
         """Take records from the queue: the first within `wait` s, then what comes within the
         flush interval, up to max_batch. True when close() asked to stop."""
+        get, nowait = self.queue.get, self.queue.get_nowait
         try:
-            item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+            item = get(timeout=wait) if wait > 0 else nowait()
         except queue.Empty:
             return False
-        deadline, taken = time.monotonic() + self.flush_interval, 0
+        deadline, taken, pending = time.monotonic() + self.flush_interval, 0, self.pending
         while item is not _STOP:
-            self._take(item)
+            if type(item) in _ROWS and not self.dropped_starts and len(pending) < self.max_pending:
+                pending.append(item)  # the common case, without a call per record
+            else:
+                self._take(item)
+                pending = self.pending  # a spill replaces the list
             taken += 1
-            remaining = deadline - time.monotonic()
             if taken >= self.max_batch:
                 return False
             try:
-                item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                item = nowait()  # what is waiting already: no clock, no timeout
             except queue.Empty:
-                return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    item = get(timeout=remaining)
+                except queue.Empty:
+                    return False
         return True
 
     def _take(self, item: object) -> None:
-        if isinstance(item, _UsePricer):
+        kind = type(item)
+        if kind is _UsePricer:
             self.pricer = item.pricer
             return
-        if isinstance(item, CallEnded):
+        if kind is CallEnded:
             record: object = self.pricer.finish(item)
+            kind = CallFinished
             if item.then is not None:
                 try:
                     item.then(record)
@@ -187,11 +200,11 @@ class LedgerStore:
                     log.exception("usage-ledger: could not show the cost of flow %s", item.row.flow_id)
         else:
             record = item
-        if isinstance(record, CallFinished) and record.flow_id in self.dropped_starts:
+        if self.dropped_starts and kind is CallFinished and record.flow_id in self.dropped_starts:
             self.dropped_starts.discard(record.flow_id)
             self._drop(1, None)
             return
-        if len(self.pending) >= self.max_pending and not self._spill() and isinstance(record, CallStarted):
+        if len(self.pending) >= self.max_pending and not self._spill() and kind is CallStarted:
             # Memory and journal are full: refuse new calls, but still finish those accepted
             # (so at most one finish per pending start comes on top of max_pending).
             self.dropped_starts.add(record.flow_id)
@@ -206,7 +219,7 @@ class LedgerStore:
                 self.con = connect(self.path, self.busy_timeout)
             if self.journal_bytes:
                 for batch in self.journal.batches(self.max_batch):
-                    self._write_records(batch)
+                    self._write_records(batch, replayed=True)
                 self.journal.remove()
                 if self.journal.unreadable_lines:
                     self._drop(self.journal.unreadable_lines, "torn or unreadable lines in the journal")
@@ -227,17 +240,17 @@ class LedgerStore:
             self.failing = False
         return True
 
-    def _write_records(self, records: list) -> None:
+    def _write_records(self, records: list, replayed: bool = False) -> None:
         """One transaction; a record no retry can write (our bug, or text SQLite refuses) is
         cleaned, else dropped and counted, so it cannot hold up the others forever."""
         try:
-            write_batch(self.con, records)
+            write_batch(self.con, records, replayed)
             return
         except PERMANENT:
             log.warning("usage-ledger: a batch could not be written as it is; writing its records one by one")
         for record in records:
             try:
-                write_batch(self.con, [clean(record)])
+                write_batch(self.con, [clean(record)], replayed=True)
             except PERMANENT as e:
                 self._drop(1, f"{type(e).__name__}: {e}")
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -126,7 +126,7 @@ class Pricer:
         except Exception:
             log.exception("usage-ledger: could not price flow %s", ended.row.flow_id)
             price = UNPRICED
-        return replace(ended.row, cost_usd=price.cost_usd, price_source=price.source)
+        return ended.row._replace(cost_usd=price.cost_usd, price_source=price.source)
 
     def warm(self) -> None:
         """Load genai-prices' data now (its first lookup takes ~0.5 s), so no call waits for it."""
