@@ -8,6 +8,10 @@ for a behaviour with `x-standin-fault`:
   slow                   50 ms between pieces
   gzip                   gzip the body
   trailers               end a chunked body with a trailer field (mitmproxy cannot pass it on)
+  hold-end               send the whole body but its end (the last chunk) only once the client
+                         has gone, as a provider may finish late: a client that stops reading at
+                         the terminal event always disconnects before the body ends
+  stall-midway           send half the body, then nothing more until the client has gone
 
 It also serves this project's own cases (tests/cases/*.json) by name, with their recorded
 response headers.
@@ -112,14 +116,15 @@ class StandIn:
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
-                if not await self.respond(writer, headers, body):
+                if not await self.respond(writer, headers, body, reader):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    async def respond(self, writer: asyncio.StreamWriter, headers: dict, body: bytes) -> bool:
+    async def respond(self, writer: asyncio.StreamWriter, headers: dict, body: bytes,
+                      reader: asyncio.StreamReader | None = None) -> bool:
         case = self.cases.get(headers.get("x-standin-case", ""))
         fault = headers.get("x-standin-fault", "")
         if case is None:
@@ -147,12 +152,26 @@ class StandIn:
             if fault == "reset-mid-stream" and i >= len(pieces) // 2:
                 writer.transport.abort()
                 return False
+            if fault == "stall-midway" and i >= len(pieces) // 2:
+                return await self.until_client_gone(reader)
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
             await asyncio.sleep(0.05 if fault == "slow" else 0)
+        if fault == "hold-end":
+            return await self.until_client_gone(reader)
         writer.write(b"0\r\nx-usage-total: 31\r\n\r\n" if fault == "trailers" else b"0\r\n\r\n")
         await writer.drain()
         return True
+
+    @staticmethod
+    async def until_client_gone(reader: asyncio.StreamReader | None) -> bool:
+        """Wait (30 s at most) until the proxy closes its side, as it does once the client has gone."""
+        if reader is not None:
+            try:
+                await asyncio.wait_for(reader.read(), 30)
+            except (TimeoutError, ConnectionError):
+                pass
+        return False
 
     @staticmethod
     def send(writer, status: int, ctype: str, data: bytes, extra: str = "") -> bool:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
 _MEDIA_TYPES = ("audio/", "image/", "video/", "application/octet-stream")
+_HUNG_UP = ("client_aborted", "upstream_failed")
 _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
 
 
@@ -208,13 +209,6 @@ class Call:
                     log.exception("usage-ledger: could not read usage from flow %s", self.row_id)
             else:
                 error = body_error(body)
-        if outcome is None:
-            if status is not None and not 200 <= status < 300:
-                outcome, error = "http_error", self.tracker.error or error or f"HTTP {status}"
-            elif self.tracker.error:
-                outcome, error = "stream_error", self.tracker.error
-            else:
-                outcome = "ok"
         if self.scanner is not None:
             if not self.scanner.closed:
                 self.scanner.abandon()  # broken off: the usage seen so far still counts
@@ -223,6 +217,15 @@ class Call:
                             self.row_id, self.scanner.oversized, self.scanner.max_frame)
             if self.scanner.problem:
                 log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.row_id, self.scanner.problem)
+        if outcome in _HUNG_UP and self.tracker.ended and status is not None and 200 <= status < 300:
+            outcome, error = None, None  # the stream had ended: a hang-up after its last event loses nothing
+        if outcome is None:
+            if status is not None and not 200 <= status < 300:
+                outcome, error = "http_error", self.tracker.error or error or f"HTTP {status}"
+            elif self.tracker.error:
+                outcome, error = "stream_error", self.tracker.error
+            else:
+                outcome = "ok"
         usage = self.tracker.usage()
         reported = header_cost(response.headers) if response is not None else None
         if reported is not None:  # a gateway's own figure for what it charged

@@ -33,6 +33,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 class MessagesTracker(Tracker):
     NEEDLES = (b"output_tokens",)  # in message_start's usage and every message_delta's
+    END_MARK = re.compile(rb'"message_stop"')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         kind = obj.get("type")
@@ -47,6 +48,8 @@ class MessagesTracker(Tracker):
             self.raw_usage = merge_report(self.raw_usage, obj["usage"])
         elif kind == "error":
             self.error = error_message(obj) or "error"
+        elif kind == "message_stop":
+            self.ended = True
         if isinstance((self.raw_usage or {}).get("service_tier"), str):
             self.service_tier = self.raw_usage["service_tier"]  # type: ignore[index]
 

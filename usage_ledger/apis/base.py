@@ -43,6 +43,11 @@ class Tracker:
 
     ERROR_MARK = b'"error"'
 
+    END_MARK: re.Pattern[bytes] | None = None
+    """What marks the API's terminal event (`[DONE]`, `message_stop`, ...), read like USAGE_MARK:
+    only in what a framer reads anyway. A shape sets `ended` once it has seen the event, so a
+    client that hangs up right after it (before the end of the body) has a complete call."""
+
     OPENAI_USAGE = re.compile(rb'"usage"\s*:\s*\{')
     """A non-null `usage` object, as OpenAI-style APIs send it (shared by those shapes)."""
     """Frames holding this are parsed too, but it is not searched for in every byte: error events
@@ -57,6 +62,9 @@ class Tracker:
         self.raw_usage: dict[str, Any] | None = None
         self.error: str | None = None
         self.service_tier: str | None = None
+        self.ended = False
+        """The API's terminal event was seen: the response is complete whatever the connection
+        does next."""
 
     @property
     def model(self) -> str | None:
@@ -80,12 +88,15 @@ class Tracker:
                 return True
         if self.USAGE_MARK is not None and self.USAGE_MARK.search(region) is not None:
             return True
+        if self.END_MARK is not None and self.END_MARK.search(region) is not None:
+            return True
         return self.ERROR_MARK in region
 
     def on_frame(self, frame: Frame) -> None:
         data = frame.data
         if data[:1] != b"{" and data.lstrip()[:1] != b"{":
-            return  # `[DONE]` and other non-object payloads
+            self.on_text(data)  # `[DONE]` and other non-object payloads
+            return
         if not self.interesting(data):
             return
         try:
@@ -102,6 +113,9 @@ class Tracker:
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         raise NotImplementedError  # pragma: no cover
+
+    def on_text(self, data: bytes) -> None:
+        """A frame whose payload is not a JSON object (chat's `[DONE]`)."""
 
     def note_model(self, value: Any) -> None:
         if self.model is None and isinstance(value, str) and value:

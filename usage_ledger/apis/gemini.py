@@ -47,6 +47,7 @@ class GeminiTracker(Tracker):
     # Every chunk repeats the cumulative usageMetadata, so the last frames hold the final one.
     NEEDLES = ()
     USAGE_MARK = re.compile(rb'"usageMetadata"')
+    END_MARK = re.compile(rb'"finishReason"')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         if isinstance(obj.get("response"), dict) and "candidates" not in obj:
@@ -61,6 +62,10 @@ class GeminiTracker(Tracker):
             self.raw_usage = merge_report(self.raw_usage, obj["usageMetadata"])
         if obj.get("error"):
             self.error = error_message(obj) or "error"
+        candidates = obj.get("candidates")
+        if isinstance(candidates, list) and any(isinstance(c, dict) and c.get("finishReason")
+                                                for c in candidates):
+            self.ended = True  # the last chunk: the one that says why generation stopped
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
         thoughts = count(raw, "thoughtsTokenCount")

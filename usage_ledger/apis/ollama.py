@@ -25,9 +25,12 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 class OllamaTracker(Tracker):
     NEEDLES = (b"eval_count",)
+    END_MARK = re.compile(rb'"done"\s*:\s*true')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))
+        if obj.get("done") is True:
+            self.ended = True
         if obj.get("done") is True or "prompt_eval_count" in obj:
             self.raw_usage = {k: v for k, v in obj.items() if k.endswith(("_count", "_duration"))}
         if obj.get("error"):

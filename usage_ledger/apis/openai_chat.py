@@ -37,6 +37,7 @@ class ChatTracker(Tracker):
     # the final count without searching every byte on the way.
     NEEDLES = ()
     USAGE_MARK = re.compile(rb'"(usage|timings)"\s*:\s*\{')
+    END_MARK = re.compile(rb"\[DONE\]")
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))
@@ -47,6 +48,10 @@ class ChatTracker(Tracker):
             self.raw_usage = merge_report(self.raw_usage, usage)
         if obj.get("error"):
             self.error = error_message(obj) or "error"
+
+    def on_text(self, data: bytes) -> None:
+        if data.strip() == b"[DONE]":
+            self.ended = True
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
         return usage_from_openai(raw)

@@ -29,12 +29,16 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 
 TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed",
+                             "response.cancelled", "response.done", "error"})
+"""The event types that end a Responses stream (SSE or WebSocket)."""
 
 
 class ResponsesTracker(Tracker):
     # Usage comes only with the terminal event, the stream's last: nothing is searched on the way.
     NEEDLES = ()
     USAGE_MARK = Tracker.OPENAI_USAGE
+    END_MARK = re.compile(rb'"response\.(completed|incomplete|failed|cancelled|done)"')
 
     def __init__(self, model_requested: str | None = None) -> None:
         super().__init__(model_requested)
@@ -68,6 +72,8 @@ class ResponsesTracker(Tracker):
                 self.error = error_message(response) or "response failed"
         if kind == "error":
             self.error = error_message(obj) or "error"
+        if kind in TERMINAL_EVENTS:
+            self.ended = True
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
         return usage_from_openai(raw)
