@@ -93,3 +93,30 @@ def test_default_path_follows_env(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_db_path() == str(tmp_path / ".local" / "share" / "usage-ledger" / "ledger.db")
+
+
+def test_listeners_get_each_finished_row_as_written_once_committed(tmp_path):
+    path = tmp_path / "ledger.db"
+    got: list[dict] = []
+
+    def listener(rows: list[dict]) -> None:
+        # committed before we are told: another connection already sees the rows
+        with sqlite3.connect(path) as reader:
+            done = {r[0] for r in reader.execute("select flow_id from requests where outcome = 'ok'")}
+        assert {r["flow_id"] for r in rows} <= done
+        got.extend(rows)
+
+    def broken(rows: list[dict]) -> None:
+        raise RuntimeError("a listener's own bug")
+
+    store = LedgerStore(path, flush_interval=5.0, rows_written=[broken, listener])
+    for i in range(40):
+        store.submit(started(i))
+    for i in range(0, 40, 4):
+        store.submit(finished(i))
+    store.close()
+    assert sorted(r["flow_id"] for r in got) == sorted(f"f{i}" for i in range(0, 40, 4))
+    row = got[0]
+    assert (row["model_requested"], row["model"], row["input_tokens"], row["output_tokens"], row["tags"]) == (
+        "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 23, 8, '{"project": "x"}')
+    assert row["started_at"] == "2026-11-24T09:15:02.123Z" and row["outcome"] == "ok"

@@ -16,6 +16,7 @@ from .background import BackgroundResponses
 from .call import Call, failure_outcome, flow_tags, recognise_request
 from .inject import include_usage_body
 from .listen import LocalOnly
+from .otel import OtelExport
 from .pricing import Pricer, PriceFileError
 from .proxy_errors import ProxyCrashWatch
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, describe
@@ -45,7 +46,8 @@ class UsageLedger:
         self.pricer = Pricer()
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
-        self.addons = [LocalOnly()]  # mitmproxy runs sub-addons' hooks too
+        self.rows_written: list = []  # called by the store's writer thread with written rows
+        self.addons = [LocalOnly(), OtelExport(self.rows_written)]  # mitmproxy runs sub-addons' hooks too
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
         self.shutdown_grace = 5.0
@@ -107,7 +109,7 @@ class UsageLedger:
         if "ledger_db" in updated:
             path = ctx.options.ledger_db
             try:
-                store = LedgerStore(path, pricer=self.pricer)
+                store = LedgerStore(path, pricer=self.pricer, rows_written=self.rows_written)
             except (OSError, sqlite3.Error) as e:
                 log.error("usage-ledger: ledger_db: cannot open %s: %s", path, e)
                 return

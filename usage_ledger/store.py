@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .migrations import migrate
 from .pricing import Pricer
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions
 from .status import now_utc, status_path, write_status
-from .writes import PERMANENT, clean, write_batch
+from .writes import PERMANENT, clean, read_rows, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,14 @@ def connect(path: str | os.PathLike[str], busy_timeout: float = 10.0) -> sqlite3
 class LedgerStore:
     def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 5000,
                  pricer: Pricer | None = None, *, max_pending: int = 10_000, backoff: tuple[float, float] = (0.05, 5.0),
-                 busy_timeout: float = 1.0, status_interval: float = 1.0) -> None:
+                 busy_timeout: float = 1.0, status_interval: float = 1.0,
+                 rows_written: list[Callable[[list[dict]], None]] | None = None) -> None:
         """backoff: the first and the longest wait (s) between attempts on an unwritable ledger;
-        busy_timeout: how long one attempt waits for a lock (s). Raises OSError when the ledger
-        neither exists nor can be created (a bad path); any other failure to open it is retried."""
+        busy_timeout: how long one attempt waits for a lock (s); rows_written: called in the writer
+        thread with the finished rows (dicts of `requests` columns) of each committed batch (the
+        list may change meanwhile). Raises OSError when the ledger neither exists nor can be
+        created (a bad path); any other failure to open it is retried."""
+        self.rows_written = rows_written if rows_written is not None else []
         self.path = str(Path(path).expanduser())
         self.flush_interval, self.max_batch, self.max_pending = flush_interval, max_batch, max_pending
         self.backoff, self.busy_timeout, self.status_interval = backoff, busy_timeout, status_interval
@@ -245,6 +250,7 @@ class LedgerStore:
         cleaned, else dropped and counted, so it cannot hold up the others forever."""
         try:
             write_batch(self.con, records, replayed)
+            self._announce(records)
             return
         except PERMANENT:
             log.warning("usage-ledger: a batch could not be written as it is; writing its records one by one")
@@ -253,6 +259,23 @@ class LedgerStore:
                 write_batch(self.con, [clean(record)], replayed=True)
             except PERMANENT as e:
                 self._drop(1, f"{type(e).__name__}: {e}")
+        self._announce(records)
+
+    def _announce(self, records: list) -> None:
+        listeners = tuple(self.rows_written)
+        flow_ids = [r.flow_id for r in records if type(r) is CallFinished]
+        if not listeners or not flow_ids:
+            return
+        try:
+            rows = read_rows(self.con, flow_ids)
+        except sqlite3.Error:  # written all the same; only their export is lost
+            log.exception("usage-ledger: could not read back %d written rows", len(flow_ids))
+            return
+        for listener in listeners:
+            try:
+                listener(rows)
+            except Exception:  # a listener's failure is its own
+                log.exception("usage-ledger: a rows-written listener failed")
 
     def _spill(self) -> bool:
         """Move the records in memory to the end of the journal; False if it cannot be written."""

@@ -94,6 +94,17 @@ def write_batch(con: sqlite3.Connection, records: Iterable[object], replayed: bo
             con.executemany(sql, rows)
 
 
+def read_rows(con: sqlite3.Connection, flow_ids: list[str]) -> list[dict]:
+    """The rows of these calls as they are now, as dicts of `requests` columns."""
+    rows: list[dict] = []
+    for i in range(0, len(flow_ids), 500):  # well under SQLite's limit on bound parameters
+        chunk = flow_ids[i:i + 500]
+        cursor = con.execute(f"SELECT * FROM requests WHERE flow_id IN ({', '.join('?' for _ in chunk)})", chunk)
+        names = [d[0] for d in cursor.description]
+        rows += [dict(zip(names, values)) for values in cursor]
+    return rows
+
+
 def clean(record: tuple) -> tuple:
     """The record with text SQLite cannot store replaced by U+FFFD: lone surrogates, which is how
     mitmproxy hands over header bytes that are not UTF-8 (a User-Agent, say)."""
