@@ -1,6 +1,6 @@
 """The writer's state, for `usage-ledger status`: a small JSON file beside the ledger
-(`<ledger>.status.json`), replaced atomically (write, then rename) about once a second by the
-running proxy's writer thread. No IPC: any process that can read the ledger's folder can read
+(`<ledger>.status.json`), replaced atomically (write, then rename) by the running proxy's
+writer thread within a second of any change, and every 5 s while nothing changes. No IPC: any process that can read the ledger's folder can read
 it, and a file not updated for a while means no proxy is writing.
 
 Fields: `pid`, `ledger`, `started_at` and `updated_at` (UTC), `state` ("ok", "retrying": the
@@ -17,7 +17,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-STALE_AFTER_S = 10.0  # the writer refreshes the file every second or so
+STALE_AFTER_S = 15.0  # the writer refreshes the file at least every 5 s
 
 
 def status_path(db_path: str) -> str:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _ROWS = (CallStarted, CallFinished)
+_STATUS_REFRESH_S = 5.0  # status.STALE_AFTER_S leaves room for two missed refreshes
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class LedgerStore:
         self.last_error_at: str | None = None
         self.started_at = now_utc()
         self.failing = False
+        self._status_written: dict | None = None
+        self._status_due = 0.0
         self.con: sqlite3.Connection | None = None
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"{self.path} is a folder")
@@ -304,14 +307,21 @@ class LedgerStore:
         self.dropped += n
 
     def _write_status(self, state: str) -> None:
+        """Within a status interval of any change; unchanged, every _STATUS_REFRESH_S only (the
+        file shows the proxy is alive without a disk write every second)."""
         status = {
-            "pid": os.getpid(), "ledger": self.path, "started_at": self.started_at, "updated_at": now_utc(),
+            "pid": os.getpid(), "ledger": self.path, "started_at": self.started_at,
             "state": state, "queue": len(self.pending) + self.queue.qsize(),
             "journal_records": self.journal_records, "journal_bytes": self.journal_bytes,
             "written": self.written, "dropped": self.dropped, "failed_attempts": self.failed_attempts,
             "last_error": self.last_error, "last_error_at": self.last_error_at,
         }
+        now = time.monotonic()
+        if status == self._status_written and now < self._status_due:
+            return
         try:
-            write_status(self.status_file, status)
+            write_status(self.status_file, {**status, "updated_at": now_utc()})
         except OSError:
             log.debug("usage-ledger: cannot write %s", self.status_file, exc_info=True)
+            return
+        self._status_written, self._status_due = status, now + _STATUS_REFRESH_S
