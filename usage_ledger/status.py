@@ -13,11 +13,16 @@ failed and were tried again), `last_error`, `last_error_at`.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-STALE_AFTER_S = 15.0  # the writer refreshes the file at least every 5 s
+log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+STALE_AFTER_S = 15.0  # room for two missed refreshes
 
 
 def status_path(db_path: str) -> str:
@@ -35,6 +40,28 @@ def write_status(path: str, status: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(status, f)
     os.replace(tmp, path)
+
+
+class StatusFile:
+    """The writer's status file: written within a call of any change; unchanged, only every
+    REFRESH_S (it shows the proxy is alive without a disk write every second)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._written: dict[str, Any] | None = None
+        self._due = 0.0
+
+    def update(self, status: dict[str, Any]) -> None:
+        """Adds `updated_at`; a file that cannot be written is tried again next time."""
+        now = time.monotonic()
+        if status == self._written and now < self._due:
+            return
+        try:
+            write_status(self.path, {**status, "updated_at": now_utc()})
+        except OSError:
+            log.debug("usage-ledger: cannot write %s", self.path, exc_info=True)
+            return
+        self._written, self._due = status, now + REFRESH_S
 
 
 def read_status(path: str) -> dict[str, Any] | None:

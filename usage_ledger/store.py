@@ -28,14 +28,13 @@ from .journal import Journal, journal_path
 from .migrations import migrate
 from .pricing import Pricer
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions
-from .status import now_utc, status_path, write_status
+from .status import StatusFile, now_utc, status_path
 from .writes import PERMANENT, clean, read_rows, write_batch
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
 _ROWS = (CallStarted, CallFinished)
-_STATUS_REFRESH_S = 5.0  # status.STALE_AFTER_S leaves room for two missed refreshes
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class LedgerStore:
         self.pricer = pricer or Pricer()
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.journal = Journal(journal_path(self.path))
-        self.status_file = status_path(self.path)
+        self.status_file = StatusFile(status_path(self.path))
         self.pending: list[object] = []  # priced records not yet written, oldest first
         self.dropped_starts: set[str] = set()  # their finishes are dropped too: no row lacks its start
         self.written = self.dropped = self.failed_attempts = 0
@@ -98,8 +97,6 @@ class LedgerStore:
         self.last_error_at: str | None = None
         self.started_at = now_utc()
         self.failing = False
-        self._status_written: dict | None = None
-        self._status_due = 0.0
         self.con: sqlite3.Connection | None = None
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"{self.path} is a folder")
@@ -307,21 +304,10 @@ class LedgerStore:
         self.dropped += n
 
     def _write_status(self, state: str) -> None:
-        """Within a status interval of any change; unchanged, every _STATUS_REFRESH_S only (the
-        file shows the proxy is alive without a disk write every second)."""
-        status = {
+        self.status_file.update({
             "pid": os.getpid(), "ledger": self.path, "started_at": self.started_at,
             "state": state, "queue": len(self.pending) + self.queue.qsize(),
             "journal_records": self.journal_records, "journal_bytes": self.journal_bytes,
             "written": self.written, "dropped": self.dropped, "failed_attempts": self.failed_attempts,
             "last_error": self.last_error, "last_error_at": self.last_error_at,
-        }
-        now = time.monotonic()
-        if status == self._status_written and now < self._status_due:
-            return
-        try:
-            write_status(self.status_file, {**status, "updated_at": now_utc()})
-        except OSError:
-            log.debug("usage-ledger: cannot write %s", self.status_file, exc_info=True)
-            return
-        self._status_written, self._status_due = status, now + _STATUS_REFRESH_S
+        })
