@@ -17,6 +17,10 @@ It also serves this project's own cases (tests/cases/*.json) by name, with their
 response headers.
 
 Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
+
+A request with `Upgrade: websocket` is served OpenAI Responses over WebSocket (standin_ws.py).
+`StandIn(tls=True)` serves TLS with a self-signed certificate (a proxy in front of it then needs
+`ssl_insecure`), for clients that address `https://` / `wss://` hosts through a redirecting proxy.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from mitmproxy import io
+from mitmproxy import certs, io
+from cryptography.hazmat.primitives import serialization
 
 from .cases import load_own_cases
+from .standin_ws import serve_websocket
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows" / "corpus.mitm"
 _NOT_PASSED_ON = ("content-type", "content-length", "transfer-encoding", "content-encoding")
@@ -73,10 +81,25 @@ def without_usage_chunk(body: bytes) -> bytes:
     return b"\n\n".join(kept)
 
 
+def self_signed_tls() -> ssl.SSLContext:
+    key, cert = certs.create_ca("usage-ledger stand-in", "127.0.0.1", 2048)
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as pem:
+        pem.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+        pem.write(cert.public_bytes(serialization.Encoding.PEM))
+        pem.flush()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem.name)
+    return context
+
+
 class StandIn:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         self.cases = load_cases()
+        self.tls = self_signed_tls() if tls else None
         self.requests: list[dict] = []
+        self.ws_messages: list[dict] = []
+        """Every WebSocket message a client sent, parsed."""
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.ready = threading.Event()
@@ -93,11 +116,11 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
+        server = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls))
         self.port = server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
@@ -116,6 +139,9 @@ class StandIn:
                         headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
+                if headers.get("upgrade", "").lower() == "websocket":
+                    await serve_websocket(reader, writer, head, self.ws_messages)
+                    break
                 if not await self.respond(writer, headers, body, reader):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -22,6 +22,7 @@ from .proxy_errors import ProxyCrashWatch
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
+from .websocket import WebSocketCalls
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class UsageLedger:
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.rows_written: list = []  # called by the store's writer thread with written rows
-        self.addons = [LocalOnly(), OtelExport(self.rows_written)]  # mitmproxy runs sub-addons' hooks too
+        self.websockets = WebSocketCalls(self.submit)
+        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets]  # mitmproxy runs sub-addons' hooks too
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
         self.shutdown_grace = 5.0
@@ -245,6 +247,7 @@ class UsageLedger:
         open_calls, self.calls = list(self.calls.values()), {}
         for call in open_calls:
             self.complete(call.flow, call, "proxy_stopped", reason)
+        self.websockets.close_all("proxy_stopped", reason)
         if self.store is not None:
             self.store.close()
             self.store = None

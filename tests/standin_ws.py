@@ -1,0 +1,116 @@
+"""The stand-in's OpenAI Responses over WebSocket, as Codex uses it (`GET /v1/responses`,
+`GET /backend-api/codex/responses`): StandIn hands it any request with `Upgrade: websocket`.
+
+Each client `response.create` is answered with `response.created`, a few
+`response.output_text.delta` events and `response.completed`, whose usage is distinct per
+response (see `usage_for`), so a row cannot match the wrong call. A warm-up
+(`"generate": false`) is answered `response.created` then `response.completed` with output 0.
+`response.processed` and other client messages get no answer. A response.create may ask for a
+behaviour with `"metadata": {"standin_fault": ...}`:
+
+  close-midway     the server drops the TCP connection after the deltas, before the end
+  error-429        one `error` event with `"status": 429` (Codex's wrapped HTTP error)
+  stall            the deltas, then nothing until the client goes
+
+Every message the client sent is kept in StandIn.ws_messages (parsed JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import wsproto
+import wsproto.events as ev
+from wsproto.extensions import PerMessageDeflate
+
+DELTAS = ("po", "ng", "!")
+
+
+def usage_for(number: int, warmup: bool = False) -> dict:
+    """The usage of the connection's `number`th response (1-based): input 1000 + 100 n, of which
+    cached 64 n; output 20 + n (0 for a warm-up), of which reasoning n."""
+    output = 0 if warmup else 20 + number
+    return {"input_tokens": 1000 + 100 * number,
+            "input_tokens_details": {"cached_tokens": 64 * number},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": 0 if warmup else number},
+            "total_tokens": 1000 + 100 * number + output}
+
+
+def response_object(number: int, model: str, status: str, usage: dict | None) -> dict:
+    return {"id": f"resp_standin_{number}", "object": "response", "status": status, "model": model,
+            "service_tier": "default", "usage": usage, "output": []}
+
+
+async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
+                          kept: list) -> None:
+    """Speak WebSocket on a connection whose upgrade request (`head`, through its blank line)
+    has been read; returns when the connection ends."""
+    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    ws.receive_data(head)
+    number = 0
+    closed = False
+
+    async def send(event) -> None:
+        writer.write(ws.send(event))
+        await writer.drain()
+
+    async def send_json(obj: dict) -> None:
+        await send(ev.TextMessage(json.dumps(obj)))
+
+    text = ""
+    while not closed:
+        for event in ws.events():
+            if isinstance(event, ev.Request):
+                # permessage-deflate when offered, as OpenAI's servers and Codex use it
+                await send(ev.AcceptConnection(extensions=[PerMessageDeflate()],
+                                               extra_headers=[(b"x-standin", b"responses-websocket")]))
+            elif isinstance(event, ev.Ping):
+                await send(event.response())
+            elif isinstance(event, ev.CloseConnection):
+                if ws.state == wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                    await send(event.response())
+                closed = True
+            elif isinstance(event, ev.TextMessage):
+                text += event.data
+                if not event.message_finished:
+                    continue
+                message, text = json.loads(text), ""
+                kept.append(message)
+                if message.get("type") != "response.create":
+                    continue
+                number += 1
+                if not await respond(send_json, number, message, writer):
+                    return
+        if closed:
+            break
+        data = await reader.read(65536)
+        if not data:
+            return
+        ws.receive_data(data)
+
+
+async def respond(send_json, number: int, message: dict, writer: asyncio.StreamWriter) -> bool:
+    """Answer one response.create; False once the connection is to be dropped."""
+    model = message.get("model") or "gpt-5.1-codex"
+    fault = (message.get("metadata") or {}).get("standin_fault", "")
+    warmup = message.get("generate") is False
+    if fault == "error-429":
+        await send_json({"type": "error", "status": 429,
+                         "error": {"type": "usage_limit_reached", "message": "The usage limit has been reached"}})
+        return True
+    await send_json({"type": "response.created", "sequence_number": 0,
+                     "response": response_object(number, model, "in_progress", None)})
+    if not warmup:
+        for i, delta in enumerate(DELTAS):
+            await send_json({"type": "response.output_text.delta", "sequence_number": i + 1,
+                             "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": delta})
+    if fault == "close-midway":
+        writer.transport.abort()
+        return False
+    if fault == "stall":
+        return True
+    await send_json({"type": "response.completed", "sequence_number": 9,
+                     "response": response_object(number, model, "completed", usage_for(number, warmup))})
+    return True

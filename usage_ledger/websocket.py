@@ -1,0 +1,185 @@
+"""Calls made over WebSocket: OpenAI Responses (Codex), one row per `response.create`.
+
+mitmproxy's WebSocket hooks, over the pure parser in apis/openai_responses_ws.py. Messages are
+only read, never changed, delayed or reordered: mitmproxy forwards a message once its
+`websocket_message` hooks have returned, and these return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mitmproxy import ctx, http
+from mitmproxy.websocket import WebSocketMessage
+
+from .apis.openai_responses_ws import ResponsesSocket, WsResponse, is_responses_websocket
+from .attribution import credential, fingerprint, scrub
+from .call import failure_outcome, flow_tags, iso_utc
+from .providers import provider_for
+from .records import CallEnded, CallFinished, CallStarted
+from .redact import redact_path
+
+log = logging.getLogger(__name__)
+
+API = "openai-responses"
+
+
+@dataclass
+class Connection:
+    flow: http.HTTPFlow
+    socket: ResponsesSocket
+    provider: str
+    secret: str | None
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000, 3)
+
+
+class WebSocketCalls:
+    """Sub-addon of UsageLedger: `submit` hands records to its ledger."""
+
+    def __init__(self, submit: Callable[[object], None]) -> None:
+        self.submit = submit
+        self.connections: dict[str, Connection] = {}
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "ledger_keep_websocket_messages", bool, False,
+            "Keep every WebSocket message of an LLM connection in its flow. By default only the "
+            "latest is kept, so a long Codex session holds constant memory; kept anyway when "
+            "mitmweb or the console shows flows, or flows are saved (save_stream_file).",
+        )
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if not is_responses_websocket(request.method, request.path.partition("?")[0]):
+            return
+        self.connections[flow.id] = Connection(
+            flow, ResponsesSocket(), provider_for(request.pretty_host, request.port, API),
+            credential(request.headers, request.path.partition("?")[2]))
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        connection = self.connections.get(flow.id)
+        if connection is None or flow.websocket is None:
+            return
+        messages = flow.websocket.messages
+        message = messages[-1]
+        try:
+            self.read(flow, connection, message)
+        except Exception:  # our bug must never break the connection
+            log.exception("usage-ledger: could not read a WebSocket message of flow %s", flow.id)
+        if len(messages) > 1 and not self.keep_messages():
+            # Safe: mitmproxy forwards the message object it holds, not the list's entry; the
+            # latest stays for addons after this one.
+            del messages[:-1]
+
+    def read(self, flow: http.HTTPFlow, connection: Connection, message: WebSocketMessage) -> None:
+        if not message.is_text:
+            return
+        socket = connection.socket
+        if message.from_client:
+            started = socket.client_message(message.content, message.timestamp)
+            if started is not None:
+                self.submit(self.started_record(flow, connection, started))
+        else:
+            ended = socket.server_message(message.content, message.timestamp)
+            if ended is not None:
+                self.submit(self.ended_record(flow, connection, ended))
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        connection = self.connections.pop(flow.id, None)
+        if connection is None:
+            return
+        if flow.error is not None:
+            outcome, error = failure_outcome(flow.error.msg), flow.error.msg
+        else:
+            ws = flow.websocket
+            by_client = ws is not None and ws.closed_by_client
+            code = ws.close_code if ws is not None else None
+            outcome = "client_aborted" if by_client else "upstream_failed"
+            error = (f"WebSocket closed by the {'client' if by_client else 'server'} "
+                     f"before the response ended (close code {code})")
+        self.close(flow, connection, outcome, error)
+
+    def close(self, flow: http.HTTPFlow, connection: Connection, outcome: str, error: str) -> None:
+        now = time.time()
+        for response in list(connection.socket.open):
+            response.ended_at = now
+            self.submit(self.ended_record(flow, connection, response, outcome, error))
+        connection.socket.open.clear()
+
+    def close_all(self, outcome: str, error: str) -> None:
+        """The proxy stops: responses still open end with the usage seen so far."""
+        connections, self.connections = list(self.connections.values()), {}
+        for connection in connections:
+            self.close(connection.flow, connection, outcome, error)
+
+    @staticmethod
+    def keep_messages() -> bool:
+        options = ctx.options
+        if getattr(options, "ledger_keep_websocket_messages", False) or getattr(options, "save_stream_file", None):
+            return True
+        master = getattr(ctx, "master", None)
+        return master is not None and master.addons.get("view") is not None
+
+    # --- rows ------------------------------------------------------------------------------
+
+    @staticmethod
+    def row_id(flow_id: str, response: WsResponse) -> str:
+        return f"{flow_id}/ws-{response.number}"
+
+    def started_record(self, flow: http.HTTPFlow, connection: Connection, response: WsResponse) -> CallStarted:
+        request = flow.request
+        peer = flow.client_conn.peername
+        return CallStarted(
+            flow_id=self.row_id(flow.id, response), stream=1, usage_injected=0,
+            started_at=iso_utc(response.created_at),
+            client=f"{peer[0]}:{peer[1]}" if peer else None,
+            user_agent=request.headers.get("user-agent"),
+            method=request.method,
+            host=request.host_header or request.pretty_host,
+            path=redact_path(request.path),
+            provider=connection.provider, api=API,
+            model_requested=response.model_requested,
+            tags=flow_tags(flow),
+            api_key_id=fingerprint(connection.secret),
+        )
+
+    def ended_record(self, flow: http.HTTPFlow, connection: Connection, response: WsResponse,
+                     outcome: str | None = None, error: str | None = None) -> CallEnded:
+        tracker = response.tracker
+        status = response.status_code
+        if outcome is None:
+            if status is not None:
+                outcome, error = "http_error", tracker.error or f"HTTP {status}"
+            elif tracker.error:
+                outcome, error = "stream_error", tracker.error
+            else:
+                outcome = "ok"
+        usage = tracker.usage()
+        row = CallFinished(
+            flow_id=self.row_id(flow.id, response), outcome=outcome,
+            status_code=status if status is not None else 101, stream=1, usage_injected=0,
+            model=tracker.model or response.model_requested,
+            ttfb_ms=_ms(response.created_at, response.first_event_at),
+            duration_ms=_ms(response.created_at, response.ended_at),
+            input_tokens=usage.input_tokens if usage else None,
+            cached_input_tokens=usage.cached_input_tokens if usage else None,
+            cache_write_tokens=usage.cache_write_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            total_tokens=usage.total_tokens if usage else None,
+            usage_json=usage.raw_json if usage else None,
+            cost_usd=None, price_source=None,
+            service_tier=tracker.service_tier,
+            error=scrub(error, connection.secret),
+        )
+        return CallEnded(row, provider=connection.provider, api=API, usage=usage,
+                         when=datetime.fromtimestamp(response.created_at, UTC),
+                         service_tier=tracker.service_tier)
+
