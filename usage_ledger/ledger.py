@@ -49,7 +49,8 @@ class UsageLedger:
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.rows_written: list = []  # called by the store's writer thread with written rows
         self.websockets = WebSocketCalls(self.submit)
-        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets]  # mitmproxy runs sub-addons' hooks too
+        # mitmproxy runs sub-addons' hooks too
+        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets]
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
         self.shutdown_grace = 5.0
