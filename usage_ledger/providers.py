@@ -37,6 +37,7 @@ PROVIDERS: tuple[tuple[str, str], ...] = (
     ("dashscope-intl.aliyuncs.com", "dashscope"),
     ("dashscope-us.aliyuncs.com", "dashscope"),
     ("portal.qwen.ai", "qwen"),  # Qwen Code signed in with Qwen OAuth
+    ("opencode.ai", "opencode"),  # opencode's Zen gateway: /zen/v1, /zen/go/v1
     ("api.githubcopilot.com", "github-copilot"),
     (".githubcopilot.com", "github-copilot"),  # plan hosts: api.individual/.business/.enterprise
     ("api.z.ai", "zai"),

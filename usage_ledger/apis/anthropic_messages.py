@@ -1,4 +1,5 @@
-"""Anthropic Messages (`/v1/messages`; Vertex AI's `:rawPredict` / `:streamRawPredict`).
+"""Anthropic Messages (`/v1/messages`; Vertex AI's `:rawPredict` / `:streamRawPredict`, whose
+`models/count-tokens:rawPredict` counts tokens and is not a call).
 
 `message_start` carries the input and cache counts, each `message_delta` the cumulative output
 and, in newer streams, final input and cache counts that replace the start's. Fields are
@@ -25,7 +26,7 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
     if path.endswith("/v1/messages"):
         return Recognised("anthropic-messages", json_model(body), wants_stream(body), body)
     vertex = _VERTEX_MODEL.search(path)
-    if vertex:
+    if vertex and vertex.group(1) != "count-tokens":  # the Vertex SDKs' count_tokens: not a call
         stream = bool(vertex.group(2)) or wants_stream(body)
         return Recognised("anthropic-messages", vertex.group(1), stream, body)
     return None
