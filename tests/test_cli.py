@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from usage_ledger.cli import pem_blocks, system_ca_file
+from usage_ledger.cli.env import pem_blocks, system_ca_file
 from usage_ledger.store import connect
 
 from .standin import StandIn
