@@ -94,9 +94,10 @@ def self_signed_tls() -> ssl.SSLContext:
 
 
 class StandIn:
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool | ssl.SSLContext = False) -> None:
+        """tls: True for a fresh self-signed certificate, or the server context to use."""
         self.cases = load_cases()
-        self.tls = self_signed_tls() if tls else None
+        self.tls = self_signed_tls() if tls is True else (tls or None)
         self.requests: list[dict] = []
         self.ws_messages: list[dict] = []
         """Every WebSocket message a client sent, parsed."""

@@ -103,6 +103,9 @@ async def respond(send_json, number: int, message: dict, writer: asyncio.StreamW
     await send_json({"type": "response.created", "sequence_number": 0,
                      "response": response_object(number, model, "in_progress", None)})
     if not warmup:
+        # the message item around the deltas, as Codex expects it (it logs deltas outside one)
+        item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress", "content": []}
+        await send_json({"type": "response.output_item.added", "output_index": 0, "item": item})
         for i, delta in enumerate(DELTAS):
             await send_json({"type": "response.output_text.delta", "sequence_number": i + 1,
                              "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": delta})
@@ -111,6 +114,11 @@ async def respond(send_json, number: int, message: dict, writer: asyncio.StreamW
         return False
     if fault == "stall":
         return True
+    if not warmup:
+        text = "".join(DELTAS)
+        await send_json({"type": "response.output_item.done", "output_index": 0, "item": {
+            "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}})
     await send_json({"type": "response.completed", "sequence_number": 9,
                      "response": response_object(number, model, "completed", usage_for(number, warmup))})
     return True
