@@ -6,12 +6,17 @@ for a behaviour with `x-standin-fault`:
   reject-stream-options  like Mistral: 422 extra_forbidden for any body with stream_options
   reset-mid-stream       close the connection halfway through the body
   slow                   50 ms between pieces
-  gzip                   gzip the body
+  gzip, deflate, br, zstd  encode the body so (though the proxy asked for identity)
+  no-done                end the stream right after its last event's data line: no blank line,
+                         no `[DONE]`
+  content-length         send a stream with Content-Length instead of chunked
   trailers               end a chunked body with a trailer field (mitmproxy cannot pass it on)
   hold-end               send the whole body but its end (the last chunk) only once the client
                          has gone, as a provider may finish late: a client that stops reading at
                          the terminal event always disconnects before the body ends
   stall-midway           send half the body, then nothing more until the client has gone
+
+Several faults may be named, comma-separated.
 
 It also serves this project's own cases (tests/cases/*.json) by name, with their recorded
 response headers.
@@ -31,11 +36,18 @@ import json
 import ssl
 import tempfile
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mitmproxy import certs, io
+import brotli
 from cryptography.hazmat.primitives import serialization
+from mitmproxy import certs, io
+
+try:  # Python 3.14+
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef]
 
 from .cases import load_own_cases
 from .standin_ws import serve_websocket
@@ -51,6 +63,9 @@ class Canned:
     body: bytes
     headers: str = ""
     """Further response headers, as wire text."""
+
+
+ENCODINGS = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress, "zstd": zstd.compress}
 
 
 def load_cases() -> dict[str, Canned]:
@@ -153,40 +168,44 @@ class StandIn:
     async def respond(self, writer: asyncio.StreamWriter, headers: dict, body: bytes,
                       reader: asyncio.StreamReader | None = None) -> bool:
         case = self.cases.get(headers.get("x-standin-case", ""))
-        fault = headers.get("x-standin-fault", "")
+        faults = {f.strip() for f in headers.get("x-standin-fault", "").split(",")}
         if case is None:
             return self.send(writer, 404, "application/json", b'{"error":{"message":"unknown case"}}')
         try:
             sent = json.loads(body or b"{}")
         except ValueError:  # a multipart form
             sent = {}
-        if fault == "reject-stream-options" and "stream_options" in sent:
+        if "reject-stream-options" in faults and "stream_options" in sent:
             detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
                                   "msg": "Extra inputs are not permitted"}]}
             return self.send(writer, 422, "application/json", json.dumps({"object": "error", "message": detail}).encode())
         data = case.body
-        if fault == "honor-include-usage" and not (sent.get("stream_options") or {}).get("include_usage"):
+        if "honor-include-usage" in faults and not (sent.get("stream_options") or {}).get("include_usage"):
             data = without_usage_chunk(data)
         extra = case.headers
-        if fault == "gzip":
-            data, extra = gzip.compress(data), extra + "content-encoding: gzip\r\n"
-        if not any(kind in case.content_type for kind in ("event-stream", "ndjson", "eventstream")):
+        if "no-done" in faults:
+            data = data[:data.rindex(b"data: [DONE]")].rstrip(b"\r\n")
+        for name, encode in ENCODINGS.items():
+            if name in faults:
+                data, extra = encode(data), extra + f"content-encoding: {name}\r\n"
+        if (not any(kind in case.content_type for kind in ("event-stream", "ndjson", "eventstream"))
+                or "content-length" in faults):
             return self.send(writer, case.status, case.content_type, data, extra)
         writer.write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
                       "transfer-encoding: chunked\r\n\r\n").encode())
         pieces = [data[i:i + 97] for i in range(0, len(data), 97)]
         for i, piece in enumerate(pieces):
-            if fault == "reset-mid-stream" and i >= len(pieces) // 2:
+            if "reset-mid-stream" in faults and i >= len(pieces) // 2:
                 writer.transport.abort()
                 return False
-            if fault == "stall-midway" and i >= len(pieces) // 2:
+            if "stall-midway" in faults and i >= len(pieces) // 2:
                 return await self.until_client_gone(reader)
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
-            await asyncio.sleep(0.05 if fault == "slow" else 0)
-        if fault == "hold-end":
+            await asyncio.sleep(0.05 if "slow" in faults else 0)
+        if "hold-end" in faults:
             return await self.until_client_gone(reader)
-        writer.write(b"0\r\nx-usage-total: 31\r\n\r\n" if fault == "trailers" else b"0\r\n\r\n")
+        writer.write(b"0\r\nx-usage-total: 31\r\n\r\n" if "trailers" in faults else b"0\r\n\r\n")
         await writer.drain()
         return True
 

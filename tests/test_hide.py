@@ -81,3 +81,31 @@ def test_every_single_cut_and_pair_of_adjacent_cuts():
             for cuts in ([cut], [cut, cut + 1]):
                 out, hidden = run(full, cuts)
                 assert out == shown and hidden == 1, (line_end, cuts)
+
+
+def chat_event(content: str, line_end: bytes) -> bytes:
+    chunk = {"id": "c1", "choices": [{"index": 0, "delta": {"content": content}}], "usage": None}
+    return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + line_end * 2
+
+
+@settings(max_examples=500)
+@given(line_end=st.sampled_from([b"\n", b"\r\n", b"\r"]), texts=st.lists(st.text(max_size=40), max_size=8),
+       at=st.integers(0, 8), ending=st.sampled_from(["done", "blank", "no-blank", "one-line-end"]),
+       spaced=st.booleans(), cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_any_stream_at_any_split_loses_only_the_usage_chunk(line_end, texts, at, ending, spaced, cuts):
+    """Content events of any text, the usage chunk anywhere among them (last, when the stream
+    ends right after it without a blank line), JSON compact or spaced."""
+    usage = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+    usage_event = b"data: " + json.dumps(usage, separators=None if spaced else (",", ":")).encode()
+    events = [chat_event(t, line_end) for t in texts]
+    at = min(at, len(events))
+    if ending == "no-blank":
+        full, shown = b"".join(events) + usage_event, b"".join(events)
+    elif ending == "one-line-end":
+        full, shown = b"".join(events) + usage_event + line_end, b"".join(events)
+    else:
+        done = b"data: [DONE]" + line_end * 2 if ending == "done" else b""
+        full = b"".join(events[:at]) + usage_event + line_end * 2 + b"".join(events[at:]) + done
+        shown = b"".join(events) + done
+    out, hidden = run(full, cuts)
+    assert out == shown and hidden == 1

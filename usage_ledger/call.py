@@ -18,6 +18,7 @@ from mitmproxy import http
 from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
+from .decoding import Decode, UnsupportedEncoding, decoder_for
 from .forms import form_fields
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
@@ -91,6 +92,9 @@ class Call:
     streamed: bool = False
     scanner: StreamScanner | None = None
     chunk_filter: UsageChunkFilter | None = None
+    decode: Decode | None = None
+    """Set when the proxy decodes a compressed stream to hide its usage chunk: the client then
+    gets it decoded, without the Content-Encoding header."""
     tags: str | None = None
     secret: str | None = field(default=None, repr=False)
     original_body: bytes | None = field(default=None, repr=False)
@@ -155,16 +159,39 @@ class Call:
         self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
         if self.streamed:
             encoding = response.headers.get("content-encoding", "")
+            if self.hide_usage_chunk and ok and "event-stream" in ctype:
+                encoding = self.start_hiding(response, encoding)
             self.scanner = StreamScanner(self.tracker, ctype, encoding)
-            if self.hide_usage_chunk and ok and "event-stream" in ctype and encoding in ("", "identity"):
-                self.chunk_filter = UsageChunkFilter()
         return self.streamed
+
+    def start_hiding(self, response: http.Response, encoding: str) -> str:
+        """Filter the stream for the client. A server may compress it though the proxy asked
+        for identity: then it is decoded here and goes on decoded. The encoding the scanner
+        still has to undo is returned."""
+        if encoding.strip().lower() not in ("", "identity"):
+            try:
+                self.decode = decoder_for(encoding)
+            except UnsupportedEncoding:
+                log.warning("usage-ledger: flow %s: cannot decode Content-Encoding %s; the usage chunk "
+                            "the proxy asked for reaches the client", self.row_id, encoding)
+                return encoding
+            del response.headers["content-encoding"]
+        self.chunk_filter = UsageChunkFilter()
+        if "content-length" in response.headers:  # the body the client gets is shorter
+            del response.headers["content-length"]
+            if self.flow.request.http_version == "HTTP/1.1":
+                response.headers["transfer-encoding"] = "chunked"
+        return ""
 
     def on_chunk(self, data: bytes) -> bytes | list[bytes]:
         """mitmproxy's stream callable: the bytes go on to the client unchanged, at once.
 
         The one exception is the usage-only chunk our injection caused (see hide.py).
         """
+        if self.decode is not None and data:
+            data = self.decoded(data)
+            if not data:
+                return []  # nothing decoded yet: an empty piece would end the response
         if not self.hook_failed and self.scanner is not None:
             try:
                 if data:
@@ -178,12 +205,22 @@ class Call:
             return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
         return data
 
+    def decoded(self, data: bytes) -> bytes:
+        try:
+            return b"".join(self.decode(data))
+        except Exception as e:  # corrupt: the rest goes on as it came (the client could not read it either)
+            log.warning("usage-ledger: flow %s: cannot decode the stream (%s); passing it on as it came", self.row_id, e)
+            self.decode = self.chunk_filter = None
+            self.hook_failed = True  # the scanner reads decoded bytes only
+            return data
+
     def take_retried_response(self, response: http.Response) -> None:
         """The response to the client's own request, sent again after a refusal: it reached the
         proxy whole, and is read as the stream it is (so the row says stream = 1)."""
         self.usage_injected = False
         self.hide_usage_chunk = False
         self.chunk_filter = None
+        self.decode = None
         self.scanner = None
         if self.begin_response(response):
             self.on_chunk(response.raw_content or b"")

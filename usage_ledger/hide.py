@@ -4,7 +4,13 @@ A client that did not ask for usage may index `choices[0]` and crash on the extr
 `choices: []` chunk. The filter passes the stream through event by event: each complete SSE
 event goes on as soon as its closing blank line arrives (a client cannot act on half an event
 anyway), byte for byte, except an event whose data is a chunk with empty `choices` and a usage
-object. Pure: bytes in, bytes out.
+object. An unfinished event at the end of the stream goes on too, unless it is that chunk (a
+server may end the stream right after it, with no blank line and no `[DONE]`). Pure: bytes in,
+bytes out; the bytes must be decoded (no Content-Encoding).
+
+Cost per chunk, on the path every chunk takes: one backward search for the last blank line (it
+stops at the first it meets), a memchr for CR in the few bytes after it, and one search of the
+chunk for an empty array; events are looked at one by one only in a region that has one.
 """
 
 from __future__ import annotations
@@ -18,13 +24,18 @@ log = logging.getLogger(__name__)
 _BLANK_LINE = re.compile(rb"\r\n\r\n|\r\n\n|\n\r\n|\r\r\n|\r\n\r|\n\n|\n\r|\r\r")
 """A line end followed by an empty line, longest form first, so a CRLF's LF stays with it."""
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_MAYBE_EMPTY_ARRAY = re.compile(rb"\[[\]\s]")
+"""What every event with an empty `choices` holds, however its JSON is spaced or its data split
+into lines: an opening bracket followed by the closing one or white space."""
 _DATA_LINE = re.compile(rb"^data: ?(.*)$", re.M)
 
 
 def is_usage_only_event(event: bytes) -> bool:
-    if not _EMPTY_CHOICES.search(event):
-        return False
+    """Is this SSE event (its lines, with or without the closing blank line) a chunk whose
+    `choices` is empty and whose `usage` is an object?"""
     data = b"\n".join(m.group(1) for m in _DATA_LINE.finditer(event.replace(b"\r\n", b"\n").replace(b"\r", b"\n")))
+    if not _EMPTY_CHOICES.search(data):
+        return False
     try:
         chunk = json.loads(data)
     except (ValueError, RecursionError):
@@ -34,43 +45,68 @@ def is_usage_only_event(event: bytes) -> bool:
 
 class UsageChunkFilter:
     def __init__(self) -> None:
-        self.pending = bytearray()
+        self.tail = b""
+        """The bytes after the last blank line: the event still arriving."""
         self.hidden = 0
         self.after_cr = False  # the last region forwarded ended in CR
         self.swallow_lf = False  # ...and its last event was hidden
+        self.cr_seen = False  # the stream has CR line ends (or CRs) somewhere
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The bytes to forward now (never an empty piece: that would end the response)."""
+        """The bytes to forward now (never an empty piece: that would end the response);
+        `b""` says the stream has ended."""
         if not data:
-            rest, self.pending = bytes(self.pending), bytearray()
-            return [rest] if rest else []
+            return self.finish()
         lead = b""
         if self.after_cr:  # the last region ended in CR: an LF now completes its blank line
             if data[:1] == b"\n":
                 data = data[1:]
                 lead = b"" if self.swallow_lf else b"\n"  # with its event, shown or hidden
             self.after_cr = self.swallow_lf = False
-        start = max(0, len(self.pending) - 1)
-        self.pending += data
-        end = max(self.pending.rfind(b, start) for b in (b"\n\n", b"\r\r", b"\n\r"))
+            if not data:
+                return [lead] if lead else []
+        tail = self.tail
+        buf = tail + data if tail else data
+        start = len(tail) - 1 if tail else 0  # a blank line may straddle the joint
+        end = -1 if self.cr_seen else buf.rfind(b"\n\n", start)
+        # The other two blank-line patterns end in CR: only a CR after the last LF LF can make
+        # one of them the later boundary. A memchr for it spares LF-only streams two slower
+        # scans; once a stream has shown a CR, each search looks only past the last hit.
+        if self.cr_seen or buf.find(b"\r", end + 2 if end >= 0 else start) >= 0:
+            self.cr_seen = True
+            end = buf.rfind(b"\n\r", start)
+            end = max(end, buf.rfind(b"\n\n", max(end, start)))
+            end = max(end, buf.rfind(b"\r\r", max(end, start)))
         if end < 0:
+            self.tail = buf
             return [lead] if lead else []
         end += 2
-        if self.pending[end - 1] == 0x0D and self.pending[end:end + 1] == b"\n":
+        if buf[end - 1] == 0x0D and buf[end:end + 1] == b"\n":
             end += 1  # the LF of a CRLF blank line: a client may wait for it
-        region = bytes(self.pending[:end])
-        del self.pending[:end]
-        self.after_cr = region.endswith(b"\r")
-        try:
-            out = lead + self.without_usage_chunk(region)
-        except Exception:  # our bug must cost the client nothing: pass the region on whole
-            log.exception("usage-ledger: could not filter a stream; passing it on as it came")
-            out = lead + region
+        region = buf if end == len(buf) else buf[:end]
+        self.tail = buf[end:]
+        self.after_cr = buf[end - 1] == 0x0D
+        if _MAYBE_EMPTY_ARRAY.search(region) is not None:
+            try:
+                region = self.without_usage_chunk(region)
+            except Exception:  # our bug must cost the client nothing: pass the region on whole
+                log.exception("usage-ledger: could not filter a stream; passing it on as it came")
+        out = lead + region if lead else region
         return [out] if out else []
 
+    def finish(self) -> list[bytes]:
+        rest, self.tail = self.tail, b""
+        if not rest:
+            return []
+        try:
+            if _MAYBE_EMPTY_ARRAY.search(rest) is not None and is_usage_only_event(rest):
+                self.hidden += 1
+                return []
+        except Exception:
+            log.exception("usage-ledger: could not filter a stream's end; passing it on as it came")
+        return [rest]
+
     def without_usage_chunk(self, region: bytes) -> bytes:
-        if not _EMPTY_CHOICES.search(region):
-            return region
         kept, start = [], 0
         for blank in _BLANK_LINE.finditer(region):
             event = region[start:blank.end()]
