@@ -263,3 +263,48 @@ def test_a_bad_price_file_stops_startup_with_one_clear_line(tmp_path):
     errors = [line for line in done.stdout.splitlines() if "ledger_prices" in line]
     assert len(errors) == 1 and str(prices) in errors[0] and "input_cost_per_token" in errors[0]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_sigkill_mid_load_keeps_every_row_written_before_it(tmp_path, standin):
+    """Rows reach the ledger within a bounded time of their call's end, and stay there when the
+    proxy is killed outright: SIGKILL mid-load loses only what was still in flight."""
+    proxy = Proxy(tmp_path)
+    ended: list[int] = []
+    stop = threading.Event()
+
+    def caller(first: int) -> None:
+        with httpx.Client(proxy=proxy.url, trust_env=False, timeout=60) as http:
+            i = first
+            while not stop.is_set() and i < first + 200:
+                try:
+                    r = http.post(f"{standin.url}/v1/chat/completions",
+                                  headers={"x-standin-case": CHAT_CASE, "X-Ledger-Tag-Call": str(i)},
+                                  json={"model": "gpt-4o-mini", "stream": True, "messages": []})
+                except httpx.HTTPError:
+                    return
+                if r.content.endswith(b"data: [DONE]\n\n"):
+                    ended.append(i)
+                i += 1
+
+    threads = [threading.Thread(target=caller, args=(n * 1000,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(ended) >= 20, 60, "20 calls ended")
+        seen = list(ended)
+
+        def recorded() -> bool:
+            ok = {json.loads(r["tags"])["call"] for r in proxy.rows() if r["outcome"] == "ok"}
+            return {str(i) for i in seen} <= ok
+
+        wait_until(recorded, 10, "the rows of the calls that ended")  # written while the load goes on
+        proxy.proc.kill()
+        proxy.stop()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    rows = {int(json.loads(r["tags"])["call"]): r for r in proxy.rows()}
+    for i in seen:
+        assert (rows[i]["outcome"], rows[i]["input_tokens"], rows[i]["output_tokens"]) == ("ok", 23, 8)
+    assert all(r["outcome"] in ("ok", "pending") for r in rows.values())
