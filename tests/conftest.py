@@ -63,3 +63,25 @@ def every_ledger_row_keeps_the_token_invariants(request):
     yield
     broken = {str(db): rows for db in root.rglob("*.db") if (rows := ledger_violations(db))}
     assert not broken, f"rows breaking reasoning <= output or cache <= input: {broken}"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server (tests/pg.py), one per test run; skipped without the binary."""
+    from .pg import PgServer, pg_bin
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL server binary not installed (Debian: apt-get install postgresql)")
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_target(request, tmp_path):
+    """Where a test's ledger lives, once per backend: a SQLite path, or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    return request.getfixturevalue("pg_server").new_database()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import threading
@@ -62,6 +63,7 @@ def test_sdk_that_did_not_ask_gets_no_usage_chunk_and_the_ledger_gets_the_usage(
     assert row["cost_usd"] == pytest.approx(23 * 0.15e-6 + 8 * 0.60e-6)
     assert row["price_source"].startswith("genai-prices ")
     assert row["service_tier"] == "default"
+    assert row["machine"] == socket.gethostname()  # the ledger_machine default
 
 
 def test_sdk_that_asked_gets_the_usage_chunk(proxy, standin):

@@ -127,7 +127,7 @@ class Call:
             request.headers["accept-encoding"] = "identity"
             self.hide_usage_chunk = True
 
-    def started_record(self, flow: http.HTTPFlow) -> CallStarted:
+    def started_record(self, flow: http.HTTPFlow, machine: str | None = None) -> CallStarted:
         request = flow.request
         peer = flow.client_conn.peername
         return CallStarted(
@@ -145,6 +145,7 @@ class Call:
             usage_injected=int(self.usage_injected),
             tags=self.tags,
             api_key_id=fingerprint(self.secret),
+            machine=machine,
         )
 
     # --- response side -------------------------------------------------------------------

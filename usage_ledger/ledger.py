@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -72,6 +73,10 @@ class UsageLedger:
         loader.add_option(
             "ledger_db", str, default_db_path(),
             "SQLite file of the usage ledger; created with its folder, mode 0600.",
+        )
+        loader.add_option(
+            "ledger_machine", str, socket.gethostname(),
+            "This proxy's name in the `machine` column, telling apart the rows of proxies that share a ledger.",
         )
         loader.add_option(
             "ledger_inject_usage", bool, True,
@@ -147,7 +152,7 @@ class UsageLedger:
             if rewritten is not None:  # so the client did not ask for usage itself
                 call.inject_usage(flow.request, rewritten, hide=ctx.options.ledger_hide_injected_usage)
         self.calls[flow.id] = call
-        self.submit(call.started_record(flow))
+        self.submit(call.started_record(flow, ctx.options.ledger_machine or None))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self.background.responseheaders(flow)

@@ -7,8 +7,12 @@ Users' SQL depends on the `requests` table (docs/ledger.md), so columns are only
 
 from __future__ import annotations
 
-import sqlite3
+from contextlib import nullcontext
 from datetime import UTC, datetime
+
+from .dialect import SQLITE, Dialect, ddl
+
+MIGRATION_LOCK = 0x75736c67  # any constant: the advisory lock id the ledger's migrations take
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -76,26 +80,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE requests ADD COLUMN service_tier TEXT
         """,
     ),
+    (
+        "machine: which proxy wrote the row, when many write one ledger",
+        """
+        ALTER TABLE requests ADD COLUMN machine TEXT
+        """,
+    ),
 ]
 
 
-def migrate(con: sqlite3.Connection) -> list[int]:
-    """Bring the database up to the newest schema; returns the numbers applied now."""
+def migrate(con, dialect: Dialect = SQLITE) -> list[int]:
+    """Bring the database up to the newest schema; returns the numbers applied now.
+
+    con: a sqlite3 connection, or for POSTGRES a psycopg one in autocommit mode. SQLite runs
+    each migration in its own transaction; PostgreSQL runs them all in one, under an advisory
+    lock, so proxies that start together against one server migrate it once."""
+    if dialect is SQLITE:
+        return _apply(con, dialect, lambda: con)
+    with con.transaction():
+        con.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        return _apply(con, dialect, nullcontext)
+
+
+def _apply(con, dialect: Dialect, each) -> list[int]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS _ledger_migrations "
         "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    done = {row[0] for row in con.execute("SELECT id FROM _ledger_migrations")}
+    done = {row[0] for row in con.execute("SELECT id FROM _ledger_migrations").fetchall()}
+    p = dialect.param
     applied = []
     for number, (name, sql) in enumerate(MIGRATIONS, start=1):
         if number in done:
             continue
-        with con:
+        with each():
             for statement in (s.strip() for s in sql.split(";")):
                 if statement:
-                    con.execute(statement)
+                    con.execute(ddl(statement, dialect))
             con.execute(
-                "INSERT INTO _ledger_migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                f"INSERT INTO _ledger_migrations (id, name, applied_at) VALUES ({p}, {p}, {p})",
                 (number, name, datetime.now(UTC).isoformat(timespec="seconds")),
             )
         applied.append(number)

@@ -31,6 +31,7 @@ class CallStarted(NamedTuple):
     model_requested: str | None
     tags: str | None = None
     api_key_id: str | None = None
+    machine: str | None = None
     outcome: str = "pending"
 
 
