@@ -19,7 +19,8 @@ for a behaviour with `x-standin-fault`:
 Several faults may be named, comma-separated.
 
 It also serves this project's own cases (tests/cases/*.json) by name, with their recorded
-response headers.
+response headers. A request that names no case gets what `synth` (tests/synth.py) answers:
+a synthesized reply in its API's format, with usage unique to the call (for real agents).
 
 Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
 
@@ -51,6 +52,7 @@ except ImportError:
 
 from .cases import load_own_cases
 from .standin_ws import serve_websocket
+from .synth import Synth
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows" / "corpus.mitm"
 _NOT_PASSED_ON = ("content-type", "content-length", "transfer-encoding", "content-encoding")
@@ -108,11 +110,27 @@ def self_signed_tls() -> ssl.SSLContext:
     return context
 
 
+async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "chunked" not in headers.get("transfer-encoding", "").lower():
+        return await reader.readexactly(int(headers.get("content-length", 0)))
+    body = b""
+    while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
+        body += await reader.readexactly(size)
+        await reader.readline()
+    while (await reader.readline()).strip():  # trailer fields, then the blank line
+        pass
+    return body
+
+
 class StandIn:
-    def __init__(self, tls: bool | ssl.SSLContext = False) -> None:
-        """tls: True for a fresh self-signed certificate, or the server context to use."""
+    def __init__(self, tls: bool | ssl.SSLContext = False, agents: bool = False) -> None:
+        """tls: True for a fresh self-signed certificate, or the server context to use.
+        agents: answer WebSocket Responses as `synth` does too, with usage unique across the
+        stand-in (for real agents), instead of standin_ws's own answers."""
         self.cases = load_cases()
         self.tls = self_signed_tls() if tls is True else (tls or None)
+        self.agents = agents
+        self.synth = Synth()
         self.requests: list[dict] = []
         self.ws_messages: list[dict] = []
         """Every WebSocket message a client sent, parsed."""
@@ -153,23 +171,26 @@ class StandIn:
                     if ":" in line:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                body = await read_body(reader, headers)
                 self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
                 if headers.get("upgrade", "").lower() == "websocket":
-                    await serve_websocket(reader, writer, head, self.ws_messages)
+                    answer = self.synth.websocket(headers.get("host", "")) if self.agents else None
+                    await serve_websocket(reader, writer, head, self.ws_messages, answer)
                     break
-                if not await self.respond(writer, headers, body, reader):
+                if not await self.respond(writer, headers, body, reader, method, target):
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
     async def respond(self, writer: asyncio.StreamWriter, headers: dict, body: bytes,
-                      reader: asyncio.StreamReader | None = None) -> bool:
-        case = self.cases.get(headers.get("x-standin-case", ""))
+                      reader: asyncio.StreamReader | None = None, method: str = "POST",
+                      target: str = "/") -> bool:
         faults = {f.strip() for f in headers.get("x-standin-fault", "").split(",")}
-        if case is None:
+        if "x-standin-case" not in headers:
+            case = self.synth.answer(method, target, headers, body)
+        elif (case := self.cases.get(headers["x-standin-case"])) is None:
             return self.send(writer, 404, "application/json", b'{"error":{"message":"unknown case"}}')
         try:
             sent = json.loads(body or b"{}")

@@ -44,9 +44,10 @@ def response_object(number: int, model: str, status: str, usage: dict | None) ->
 
 
 async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
-                          kept: list) -> None:
+                          kept: list, answer=None) -> None:
     """Speak WebSocket on a connection whose upgrade request (`head`, through its blank line)
-    has been read; returns when the connection ends."""
+    has been read; returns when the connection ends. `answer(message)`, when given, returns the
+    server events for each response.create instead (tests/synth.py's, for real agents)."""
     ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     ws.receive_data(head)
     number = 0
@@ -81,7 +82,10 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                 if message.get("type") != "response.create":
                     continue
                 number += 1
-                if not await respond(send_json, number, message, writer):
+                if answer is not None:
+                    for event in answer(message):
+                        await send_json(event)
+                elif not await respond(send_json, number, message, writer):
                     return
         if closed:
             break
