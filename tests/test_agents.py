@@ -80,3 +80,29 @@ def test_gemini_cli(tmp_path, agent_proxy, tls_standin, env, provider):
     calls = new_calls(tls_standin, before)
     assert len(calls) == 2  # the model router's classifier, then the answer
     check_rows(ledger_rows(agent_proxy), calls, provider)
+
+
+
+
+def codex_home(tmp_path) -> None:
+    """Analytics and plugin sync off (config.toml)."""
+    home = tmp_path / "home" / ".codex"
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text("[analytics]\nenabled = false\n\n[features]\nplugins = false\n")
+
+
+def test_codex_exec_api_key_over_websocket(tmp_path, agent_proxy, tls_standin):
+    """Codex's default transport: one Responses WebSocket, a warm-up then the answer."""
+    codex = binary("codex")
+    codex_home(tmp_path)
+    before = len(tls_standin.synth.calls)
+    ws_before = len(tls_standin.ws_messages)
+    run = run_agent(tmp_path, agent_proxy, [str(codex), "exec", "--skip-git-repo-check", "Say OK."],
+                    {"OPENAI_API_KEY": "sk-proj-standin-fake-key-0123456789"})
+    assert run.result.returncode == 0, run.output
+    assert "OK." in run.result.stdout
+    calls = new_calls(tls_standin, before)
+    assert {c.host for c in calls} == {"api.openai.com"}
+    assert [c.output_tokens == 0 for c in calls] == [True, False]  # the warm-up, then the answer
+    assert len(tls_standin.ws_messages) > ws_before, "Codex did not use its WebSocket"
+    check_rows(ledger_rows(agent_proxy), calls, "openai")

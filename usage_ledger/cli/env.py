@@ -104,7 +104,7 @@ def proxy_env(proxy: str, confdir: str) -> dict[str, str]:
     ca = mitmproxy_ca(confdir)
     bundle = write_bundle(ca, Path(default_db_path()).expanduser().parent / BUNDLE_NAME)
     env = {name: proxy for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")}
-    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"):
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "CODEX_CA_CERTIFICATE"):
         env[name] = str(bundle)
     env["NODE_EXTRA_CA_CERTS"] = str(ca)
     env["NODE_USE_ENV_PROXY"] = "1"
@@ -138,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         "# Trust mitmproxy's CA. These settings replace the default CA list, so they name a bundle",
         "# of the system CAs plus mitmproxy's (Python ssl/httpx/requests, curl, git, Go, uv):",
         *(f"export {n}={q(env[n])}" for n in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO")),
+        "# Codex CLI reads its own variable first (for HTTPS and its WebSocket):",
+        f"export CODEX_CA_CERTIFICATE={q(env['CODEX_CA_CERTIFICATE'])}",
         "# Node.js adds this file to its own CAs; NODE_USE_ENV_PROXY makes Node 22.21+/24.5+ use HTTPS_PROXY.",
         f"export NODE_EXTRA_CA_CERTS={q(env['NODE_EXTRA_CA_CERTS'])}",
         "export NODE_USE_ENV_PROXY=1",
