@@ -107,7 +107,8 @@ def test_report_happy_path_through_the_console_script(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{
         "model": "gpt-4o", "requests": 2, "input_tokens": 1500, "cached_input_tokens": None,
-        "cache_write_tokens": None, "output_tokens": 15, "reasoning_tokens": None, "cost_usd": 0.75}]
+        "cache_write_tokens": None, "output_tokens": 15, "reasoning_tokens": None, "cost_usd": 0.75,
+            "unpriced_calls": 0}]
     # Default ledger path: $XDG_DATA_HOME/usage-ledger/ledger.db
     (tmp_path / "xdg" / "usage-ledger").mkdir(parents=True)
     shutil.copy(db, tmp_path / "xdg" / "usage-ledger" / "ledger.db")
@@ -159,10 +160,18 @@ def test_env_prints_exports_and_writes_a_combined_bundle(tmp_path):
     assert shell.stdout.strip() == str(bundle)
 
 
-def test_env_without_the_ca_says_to_run_mitmdump_first(tmp_path):
-    result = usage_ledger(tmp_path, "env", "--confdir", str(tmp_path / "empty"))
-    assert result.returncode != 0 and result.stdout == "" and "Traceback" not in result.stderr
-    assert "run mitmdump once" in result.stderr and result.stderr.count("\n") == 1
+def test_env_before_mitmdump_ever_ran_creates_mitmproxys_ca(tmp_path):
+    confdir = tmp_path / "empty"
+    result = usage_ledger(tmp_path, "env", "--confdir", str(confdir))
+    assert result.returncode == 0, result.stderr
+    assert 'eval "$(uv run usage-ledger env)"' in result.stdout
+    cert = (confdir / "mitmproxy-ca-cert.pem").read_text()
+    # The key file mitmdump loads holds the same certificate, so the proxy signs with this CA.
+    assert pem_blocks(cert) == pem_blocks((confdir / "mitmproxy-ca.pem").read_text())
+    assert exports(result.stdout)["NODE_EXTRA_CA_CERTS"] == str(confdir / "mitmproxy-ca-cert.pem")
+    assert pem_blocks(cert)[0] in pem_blocks((tmp_path / "xdg" / "usage-ledger" / "ca-bundle.pem").read_text())
+    again = usage_ledger(tmp_path, "env", "--confdir", str(confdir))
+    assert again.returncode == 0 and (confdir / "mitmproxy-ca-cert.pem").read_text() == cert
 
 
 def test_env_warns_when_no_proxy_exempts_localhost(tmp_path):
@@ -288,3 +297,50 @@ def test_tail_prints_calls_as_they_end_and_exits_0_on_ctrl_c(tmp_path):
         _, stderr = proc.communicate(timeout=20)
         con.close()
     assert proc.returncode == 0 and "Traceback" not in stderr
+
+
+def test_tail_columns_have_a_fixed_width_and_cut_with_an_ellipsis():
+    from usage_ledger.cli.tail import tail_line
+
+    short = tail_line((1, "2026-11-01T10:00:00.000Z", "curl/8.5.0", "openai", "gpt-4o", 10, 5, 0.01, "ok", 200))
+    long = tail_line((2, "2026-11-01T10:00:00.000Z", "SomeVeryLongAgentName/1.2.3 (linux)", "openrouter",
+                      "anthropic/claude-sonnet-4-5-20250929-with-a-long-suffix", 10, 5, 0.01, "ok", 200))
+    assert len(short) == len(long) and short.index(" in ") == long.index(" in ")
+    assert "openrouter/anthropic/claude-sonnet-\u2026 " in long and "someverylongagentna\u2026 " in long
+
+
+def test_backup_while_the_proxy_writes_has_every_row_committed_before(tmp_path):
+    import threading
+
+    db = tmp_path / "ledger.db"
+    con = connect(db)
+    con.execute("INSERT INTO requests (started_at, model) VALUES ('2026-11-01T00:00:00.000Z', 'first')")
+    con.commit()
+    stop, committed = threading.Event(), []
+
+    def writer():  # another connection in WAL mode, committing row after row, like the proxy
+        w = connect(db)
+        while not stop.is_set():
+            w.execute("INSERT INTO requests (started_at, model) VALUES ('2026-11-01T00:00:00.000Z', 'w')")
+            w.commit()
+            committed.append(w.execute("SELECT max(id) FROM requests").fetchone()[0])
+        w.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(committed) < 50:  # bounded by the writer's own progress, not by a sleep
+            assert thread.is_alive()
+        before = committed[-1]
+        result = usage_ledger(tmp_path, "backup", "--db", str(db), str(tmp_path / "copy.db"))
+    finally:
+        stop.set()
+        thread.join()
+    assert result.returncode == 0 and "backed up" in result.stdout, result.stderr
+    assert not (tmp_path / "copy.db-wal").exists()
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    ids = [r[0] for r in copy.execute("SELECT id FROM requests ORDER BY id")]
+    assert ids[: before] == list(range(1, before + 1))  # every row committed before, none missing
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    again = usage_ledger(tmp_path, "backup", "--db", str(db), str(tmp_path / "copy.db"))
+    assert again.returncode == 2 and "exists" in again.stderr

@@ -72,20 +72,43 @@ def sql_groups(path: Path, expr: str, params: tuple = ()) -> dict:
         f"SELECT {expr} AS k, count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
         f"sum(output_tokens), sum(reasoning_tokens), sum(cost_usd) FROM requests GROUP BY k", params
     ).fetchall()
-    return {r[0]: dict(zip(report.FIELDS, r[1:])) for r in rows}
+    # Costs as a user checks them: to 10 significant digits (docs/ledger.md, "Reports").
+    return {r[0]: dict(zip(report.FIELDS, [*r[1:-1], None if r[-1] is None else float(f"{r[-1]:.10g}")]))
+            for r in rows}
 
 
 def test_json_by_model_equals_the_sql_group_by(ledger, capsys):
     code, out, err = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "json")
     assert code == 0 and err == ""
     data = json.loads(out)
-    assert all(list(d) == ["model", *report.FIELDS] for d in data)
+    assert all(list(d) == ["model", *report.FIELDS, "unpriced_calls"] for d in data)
     assert {d["model"]: {k: d[k] for k in report.FIELDS} for d in data} == sql_groups(ledger, "model")
     by_model = {d["model"]: d for d in data}
     assert by_model["llama3.2"]["cost_usd"] is None  # no priced row: null, not 0
     assert by_model["claude-sonnet-4-5"]["cost_usd"] == 0.0  # priced at $0: 0, not null
     assert by_model["claude-sonnet-4-5"]["requests"] == 2  # the pending row counts
     assert by_model["gpt-4o"]["cost_usd"] == 3.5021
+    # unpriced_calls: the table's '*' (gpt-4o has a priced and an unpriced row), and llama's '-'.
+    assert by_model["gpt-4o"]["unpriced_calls"] == 1 and by_model["llama3.2"]["unpriced_calls"] == 1
+    assert by_model["claude-sonnet-4-5"]["unpriced_calls"] == 1  # the pending row
+
+
+def test_costs_are_rounded_to_ten_significant_digits_in_json_and_csv(tmp_path, capsys):
+    db = tmp_path / "noise.db"
+    con = connect(db)
+    for cost in (0.0108207, 0.0108207):  # sums to 0.021641399999999998 in binary floating point
+        add(con, model="m", cost_usd=cost, input_tokens=1, output_tokens=1)
+    con.commit()
+    con.close()
+    code, out, _ = cli(capsys, "report", "--db", str(db), "--by", "model", "--format", "json")
+    assert code == 0 and '"cost_usd": 0.0216414,' in out and json.loads(out)[0]["unpriced_calls"] == 0
+    code, out, _ = cli(capsys, "report", "--db", str(db), "--by", "model", "--format", "csv")
+    assert out.splitlines()[1].split(",")[-2:] == ["0.0216414", "0"]
+
+
+def test_since_later_than_until_is_an_error(ledger, capsys):
+    code, out, err = cli(capsys, "report", "--db", str(ledger), "--since", "2026-11-05", "--until", "2026-11-01")
+    assert code == 2 and out == "" and "later than --until" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("by", ["day", "week", "month", "provider", "api", "host", "user_agent"])
@@ -100,7 +123,7 @@ def test_csv_has_the_same_fields(ledger, capsys):
     code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["model", *report.FIELDS]
+    assert list(rows[0]) == ["model", *report.FIELDS, "unpriced_calls"]
     llama = next(r for r in rows if r["model"] == "llama3.2")
     assert llama["requests"] == "1" and llama["cost_usd"] == "" and llama["input_tokens"] == "50"
 
@@ -249,6 +272,9 @@ def test_html_is_one_self_contained_file_with_svg_charts(tmp_path, capsys):
     # Six days, four models: bars for the priced three in the cost chart, all four for tokens.
     cost_svg, token_svg = re.findall(r"<svg.*?</svg>", page, re.S)
     assert cost_svg.count("<rect") == 6 * 3 and token_svg.count("<rect") == 6 * 4
+    # The headline's '*' is explained beside it (llama3.2's six calls are unpriced).
+    assert re.search(r'cost<b>\$[\d.,]+\*</b><small class="notes">\* leaves out 6 unpriced calls</small>', page)
+    assert not re.search(r"\de[-+]\d", page)  # plain decimals, never 1.56e-05
 
 
 def read_png(path: Path) -> tuple[int, int, list[bytes]]:
@@ -302,3 +328,7 @@ def test_html_renders_in_headless_chromium(tmp_path, capsys):
     colours = {bytes(row[i:i + 3]) for row in rows[::4] for i in range(0, len(row), bpp * 4)}
     for hex_colour in report.PALETTE[:4]:  # each model's bars were painted
         assert bytes.fromhex(hex_colour[1:]) in colours, hex_colour
+
+
+def test_chart_costs_are_plain_decimals():
+    assert [report.axis_cost(v) for v in (0, 1.56e-05, 0.25, 12.5)] == ["$0", "$0.0000156", "$0.25", "$12.50"]

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import sqlite3
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 
@@ -167,9 +167,25 @@ def daily_by_model(con: sqlite3.Connection, since: str | None = None,
 # --- machine formats ---------------------------------------------------------------------------
 
 
+OUTPUT_FIELDS = (*FIELDS, "unpriced_calls")  # unpriced_calls: rows of the group with cost_usd NULL
+
+
+def round_usd(usd: float | None) -> float | None:
+    """USD to 10 significant digits: the float noise of summing (0.021641399999999998) goes,
+    every real digit of a price times a token count stays."""
+    return None if usd is None else float(f"{usd:.10g}")
+
+
+def record(g: Group, group: GroupBy) -> dict:
+    """A group as JSON/CSV: the key under the --by name, then OUTPUT_FIELDS (SQL sum semantics,
+    cost_usd rounded by round_usd)."""
+    values = {f: getattr(g, f) for f in FIELDS}
+    values["cost_usd"] = round_usd(g.cost_usd)
+    return {group.name: g.key, **values, "unpriced_calls": g.unpriced}
+
+
 def records(groups: list[Group], group: GroupBy) -> list[dict]:
-    """One dict per group: the key under the --by name, then FIELDS (SQL sum semantics)."""
-    return [{group.name: g.key, **{f: getattr(g, f) for f in FIELDS}} for g in groups]
+    return [record(g, group) for g in groups]
 
 
 def to_json(groups: list[Group], group: GroupBy) -> str:
@@ -179,9 +195,9 @@ def to_json(groups: list[Group], group: GroupBy) -> str:
 def to_csv(groups: list[Group], group: GroupBy) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([group.name, *FIELDS])
-    for g in groups:
-        writer.writerow(["" if v is None else v for v in astuple(g)[: 1 + len(FIELDS)]])
+    writer.writerow([group.name, *OUTPUT_FIELDS])
+    for row in records(groups, group):
+        writer.writerow(["" if v is None else v for v in row.values()])
     return out.getvalue()
 
 
@@ -369,9 +385,12 @@ def short_tokens(v: float) -> str:
 
 
 def axis_cost(v: float) -> str:
+    """Plain decimals, never an exponent: $0, $0.0000156, $0.25, $12.50."""
     if v == 0:
         return "$0"
-    return f"${v:,.2f}" if v >= 1 else f"${v:.4g}"
+    if v >= 1:
+        return f"${v:,.2f}"
+    return "$" + f"{v:.10f}".rstrip("0").rstrip(".")
 
 
 CSS = """
@@ -422,7 +441,10 @@ def to_html(groups: list[Group], total: Group, group: GroupBy, daily: list[DayMo
     foot = "".join(f"<td>{esc(c)}</td>" for c in ["total", *cells(total)])
     notes = "<br>".join(esc(n) for n in footnotes(total))
     tokens_in, tokens_out = fmt_tokens(total.input_tokens), fmt_tokens(total.output_tokens)
-    cost = fmt_cost(total.cost_usd) + ("*" if total.unpriced and total.cost_usd is not None else "")
+    starred = bool(total.unpriced and total.cost_usd is not None)
+    cost = fmt_cost(total.cost_usd) + ("*" if starred else "")
+    star_note = (f'<small class="notes">* leaves out {total.unpriced:,} unpriced '
+                 f'call{"s" * (total.unpriced != 1)}</small>' if starred else "")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -435,7 +457,7 @@ def to_html(groups: list[Group], total: Group, group: GroupBy, daily: list[DayMo
 <h1>LLM usage report</h1>
 <p class="meta">{esc(period)} &middot; by {esc(group.name)} &middot; {esc(source)} &middot; generated {esc(generated)}</p>
 <div class="cards">
-<div class="card">cost<b>{esc(cost)}</b></div>
+<div class="card">cost<b>{esc(cost)}</b>{star_note}</div>
 <div class="card">calls<b>{total.requests:,}</b></div>
 <div class="card">input tokens<b>{esc(tokens_in)}</b></div>
 <div class="card">output tokens<b>{esc(tokens_out)}</b></div>

@@ -1,6 +1,6 @@
 """`usage-ledger`: commands on top of the ledger the addon writes.
 
-Stdlib only. Reading commands open the ledger read-only and never create it. User mistakes end
+Stdlib only (env uses mitmproxy's CertStore to create its CA). Reading commands open the ledger read-only and never create it. User mistakes end
 with one line `usage-ledger: error: ...` on stderr and exit status 2.
 
 One module per command. Adding a command is a one-module change: write `cli/<name>.py` with
@@ -17,10 +17,10 @@ import sqlite3
 import sys
 
 from .. import report as report_lib
-from . import env, reprice, report, run, status, tail
+from . import backup, env, reprice, report, run, status, tail
 from .common import CliError, Parser
 
-COMMANDS = (report, tail, env, run, reprice, status)  # `usage-ledger --help` lists them in this order
+COMMANDS = (report, tail, env, run, reprice, status, backup)  # `usage-ledger --help` lists them in this order
 
 
 def build_parser() -> Parser:

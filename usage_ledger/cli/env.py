@@ -70,10 +70,22 @@ def ssl_default_cafile() -> str | None:
 
 
 def mitmproxy_ca(confdir: str) -> Path:
-    ca = Path(confdir).expanduser() / CA_CERT_NAME
+    """mitmproxy's CA certificate in `confdir`, created the way mitmdump creates it on its first
+    start (mitmproxy's own CertStore, same basename and key size) when it is missing, so `env`
+    works before the proxy ever ran and the proxy then uses this CA."""
+    folder = Path(confdir).expanduser()
+    ca = folder / CA_CERT_NAME
     if not ca.is_file():
-        raise CliError(f"mitmproxy's CA certificate {ca} does not exist yet: run mitmdump once "
-                       f"(e.g. `uv run mitmdump -s addon.py`) to create it")
+        if (folder / "mitmproxy-ca.pem").exists():  # the key is there: never replace a CA in use
+            raise CliError(f"{folder / 'mitmproxy-ca.pem'} exists but {ca} does not; "
+                           f"restore it, or move both away to make a new CA")
+        from mitmproxy.certs import CertStore
+        from mitmproxy.options import CONF_BASENAME, KEY_SIZE
+
+        try:
+            CertStore.from_store(folder, CONF_BASENAME, KEY_SIZE)
+        except (OSError, ValueError) as e:
+            raise CliError(f"cannot create mitmproxy's CA in {folder}: {e}") from None
     return ca
 
 
@@ -127,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     q = shlex.quote
     lines = [
         f"# usage-ledger: route this shell's tools through the proxy at {proxy}",
-        '# use: eval "$(usage-ledger env)"',
+        '# use: eval "$(uv run usage-ledger env)"  (in the project; or `usage-ledger env` where it is installed)',
         *(f"export {n}={q(env[n])}" for n in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")),
         "# NO_PROXY is deliberately not set: exempting localhost would hide local servers",
         "# (Ollama at localhost:11434, vLLM, ...) from the ledger.",

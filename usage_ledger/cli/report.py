@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import report
-from .common import add_db_argument, open_ledger, write_output
+from .common import CliError, add_db_argument, open_ledger, write_output
 
 
 def add_parser(sub) -> None:
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     since = report.parse_time(args.since, now) if args.since else None
     until = report.parse_time(args.until, now, end=True) if args.until else None
+    if since and until and since > until:
+        raise CliError(f"--since {args.since} ({since}) is later than --until {args.until} ({until})")
     with closing(open_ledger(args.db)) as con:
         groups = report.summarise(con, group, since, until)
         if args.format == "json":

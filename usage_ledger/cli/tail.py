@@ -23,6 +23,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def fit(text: str, width: int) -> str:
+    """Exactly `width` characters: padded, or cut with an ellipsis, so columns never shift."""
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def tail_line(row: tuple) -> str:
     _, started_at, user_agent, provider, model, tokens_in, tokens_out, cost, outcome, status = row
     try:
@@ -31,7 +36,7 @@ def tail_line(row: tuple) -> str:
         when = str(started_at)[:14]
     what = f"{provider or '?'}/{model or '?'}"
     result = f"{outcome} {status}" if outcome == "http_error" and status else str(outcome)
-    return (f"{when}  {report.short_tool(user_agent):<20} {what:<36} "
+    return (f"{when}  {fit(report.short_tool(user_agent), 20)} {fit(what, 36)} "
             f"{report.fmt_tokens(tokens_in):>9} in {report.fmt_tokens(tokens_out):>8} out "
             f"{report.fmt_cost(cost):>10}  {result}")
 
