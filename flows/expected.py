@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-CORPUS = Path(os.environ.get("USAGE_LEDGER_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("USAGE_LEDGER_CORPUS", Path(__file__).resolve().parents[1] / "tests" / "shared-corpus"))
 
 
 class Expected:

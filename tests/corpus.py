@@ -5,8 +5,8 @@ request, the response body goes through a StreamScanner in whatever pieces the t
 and the result is compared with the case's `expected`, normalised to the ledger contract's token
 semantics (Anthropic input includes cache reads and writes; Gemini output includes thoughts).
 
-The folder comes from $USAGE_LEDGER_CORPUS, else `shared/corpus` beside the repository. Tests
-that use it skip when it is absent.
+The folder comes from $USAGE_LEDGER_CORPUS, else tests/shared-corpus (a copy of shared/corpus kept
+in the repository; see its SOURCE.md for sources and licences).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from usage_ledger.apis import Recognised, Tracker, recognise
 from usage_ledger.scanner import StreamScanner
 
 CORPUS_DIR = Path(os.environ.get("USAGE_LEDGER_CORPUS")
-                  or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+                  or Path(__file__).resolve().parent / "shared-corpus")
 
 TOKENS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
           "reasoning_tokens", "total_tokens")

@@ -30,7 +30,7 @@ from usage_ledger.scanner import StreamScanner
 from usage_ledger.usage import Usage
 
 CORPUS_DIR = Path(os.environ.get("USAGE_LEDGER_CORPUS")
-                  or Path(__file__).resolve().parents[2] / "shared" / "corpus")
+                  or Path(__file__).resolve().parent / "shared-corpus")
 BUNDLED = f"genai-prices {genai_prices.__version__}"
 M = Decimal(1_000_000)
 
