@@ -15,6 +15,7 @@ for a behaviour with `x-standin-fault`:
                          has gone, as a provider may finish late: a client that stops reading at
                          the terminal event always disconnects before the body ends
   stall-midway           send half the body, then nothing more until the client has gone
+  gate                   answer only once the test calls `open_gate()` (after `close_gate()`)
 
 Several faults may be named, comma-separated.
 
@@ -138,6 +139,16 @@ class StandIn:
         self.port = 0
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.gate: asyncio.Event | None = None
+
+    def close_gate(self) -> None:
+        """Requests with `x-standin-fault: gate` wait, from now on, until `open_gate()`."""
+        self.gate = asyncio.Event()
+
+    def open_gate(self) -> None:
+        gate = self.gate
+        if gate is not None:
+            self.loop.call_soon_threadsafe(gate.set)
 
     def __enter__(self) -> StandIn:
         self.thread.start()
@@ -200,6 +211,8 @@ class StandIn:
             detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
                                   "msg": "Extra inputs are not permitted"}]}
             return self.send(writer, 422, "application/json", json.dumps({"object": "error", "message": detail}).encode())
+        if "gate" in faults and self.gate is not None:
+            await self.gate.wait()
         data = case.body
         if "honor-include-usage" in faults and not (sent.get("stream_options") or {}).get("include_usage"):
             data = without_usage_chunk(data)

@@ -14,6 +14,7 @@ from mitmproxy import ctx, http
 from mitmproxy.hooks import UpdateHook
 
 from .background import BackgroundResponses
+from .budgets.addon import Budgets
 from .call import Call, failure_outcome, flow_tags, recognise_request
 from .inject import include_usage_body
 from .listen import LocalOnly
@@ -50,8 +51,9 @@ class UsageLedger:
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.rows_written: list = []  # called by the store's writer thread with written rows
         self.websockets = WebSocketCalls(self.submit)
-        # mitmproxy runs sub-addons' hooks too
-        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets]
+        self.budgets = Budgets(self)
+        # mitmproxy runs sub-addons' hooks too, after ours
+        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets, self.budgets]
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
         self.shutdown_grace = 5.0
@@ -203,12 +205,14 @@ class UsageLedger:
             log.exception("usage-ledger: could not read the outcome of flow %s", flow.id)
             record = call.unread(flow, outcome, f"usage-ledger internal error: {type(e).__name__}")
             self.submit(record)
+            self.budgets.finished(record)
             flow.comment = describe(record)
         else:
             # Shown in mitmweb and the console's flow list: the tokens now, the cost once the
             # writer thread has priced the call (pricing is kept off the event loop).
             flow.comment = describe(ended.row, priced=False)
-            self.submit(replace(ended, then=_show_cost_later(flow)))
+            then = self.budgets.priced_then(ended.row.flow_id, _show_cost_later(flow))
+            self.submit(replace(ended, then=then))
         self.background.remember(call)
         if not self.calls and self.all_ended is not None:
             self.all_ended.set()
