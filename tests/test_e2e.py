@@ -149,6 +149,23 @@ def test_tags_and_key_fingerprint_and_no_key_in_the_ledger(proxy, standin):
         assert secret.encode() not in blob
 
 
+def test_request_headers_that_are_not_utf8_get_their_row(proxy, standin):
+    """mitmproxy keeps undecodable header bytes as surrogates; the key's fingerprint, the user
+    agent and tags must still make a row, and the server gets the bytes the client sent."""
+    headers = {"x-standin-case": CHAT_CASE, "authorization": b"Bearer sk-\xff\xfe-key",
+               "user-agent": b"agent/\xe9\xff", "x-ledger-tag-project": b"caf\xe9"}
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=20) as http:
+        r = http.post(f"{standin.url}/v1/chat/completions", headers=headers,
+                      json={"model": "gpt-4o-mini", "stream": True, "messages": []})
+    assert r.status_code == 200 and r.content.endswith(b"data: [DONE]\n\n")
+    assert standin.requests[-1]["headers"]["authorization"] == "Bearer sk-\xff\xfe-key"  # latin-1 read
+    (row,) = proxy.wait_rows(1)
+    assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("ok", 23, 8)
+    assert len(row["api_key_id"]) == 12 and row["user_agent"].startswith("agent/")
+    assert json.loads(row["tags"])["project"].startswith("caf")
+    assert "Addon error" not in proxy.log_path.read_text()
+
+
 def test_upstream_reset_mid_stream_keeps_the_usage_seen(proxy, standin):
     headers = {"x-standin-case": "anthropic__anthropic-messages__stream__llm-anthropic-web-search",
                "x-standin-fault": "reset-mid-stream"}

@@ -40,10 +40,11 @@ def credential(headers: Headers, query: str) -> str | None:
 
 
 def fingerprint(secret: str | None) -> str | None:
-    """A short one-way id: tells keys apart, reveals nothing about them."""
+    """A short one-way id: tells keys apart, reveals nothing about them. A header's bytes that
+    are not UTF-8 reach us as surrogates (mitmproxy's surrogateescape) and count as those bytes."""
     if not secret:
         return None
-    return hashlib.sha256(b"usage-ledger/api-key\0" + secret.encode()).hexdigest()[:12]
+    return hashlib.sha256(b"usage-ledger/api-key\0" + secret.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def scrub(text: str | None, secret: str | None) -> str | None:
