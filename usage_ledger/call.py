@@ -37,6 +37,13 @@ _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection kil
 
 
 def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]] | None:
+    """The API shape of a POST to an LLM API path, or None for any other request.
+
+    The body is read as a JSON object (UTF-8, a BOM allowed, or the UTF-16/32 that RFC 8259's
+    detection in `json.loads` accepts) or a multipart form. A body that is neither (malformed,
+    empty, an array, encoded in a way mitmproxy cannot undo) is still a call to that API: it is
+    recognised on its path with an empty body, so it gets a row whose outcome the provider's
+    answer decides (mostly a 400 `http_error`), instead of passing unrecorded."""
     path = request.path.partition("?")[0]
     if request.method != "POST" or not might_be_llm_call(path):
         return None
@@ -45,15 +52,15 @@ def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]]
     except ValueError:
         raw = b""
     body: dict[str, Any] | None = None
-    if raw.lstrip()[:1] == b"{":
+    if "multipart/form-data" in request.headers.get("content-type", "").lower():
+        body = form_fields(request.headers["content-type"], raw)
+    elif raw:
         try:
             parsed = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             parsed = None
         body = parsed if isinstance(parsed, dict) else None
-    elif "multipart/form-data" in request.headers.get("content-type", "").lower():
-        body = form_fields(request.headers["content-type"], raw)
-    return recognise(request.method, path, body)
+    return recognise(request.method, path, {} if body is None else body)
 
 
 _TAGS = "usage_ledger_tags"
