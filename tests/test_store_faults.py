@@ -35,7 +35,8 @@ def until(condition, timeout: float = 30.0, what: str = "condition"):
 
 @contextmanager
 def exclusive_lock(path: Path):
-    other = sqlite3.connect(path, isolation_level=None)
+    """Another connection holding `BEGIN EXCLUSIVE` (waiting up to 60 s for a write in progress)."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=60)
     other.execute("BEGIN EXCLUSIVE")
     try:
         yield
