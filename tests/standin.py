@@ -222,6 +222,8 @@ class StandIn:
         for name, encode in ENCODINGS.items():
             if name in faults:
                 data, extra = encode(data), extra + f"content-encoding: {name}\r\n"
+            if f"false-{name}" in faults:  # says it compressed the body, sends it plain
+                extra += f"content-encoding: {name}\r\n"
         if (not any(kind in case.content_type for kind in ("event-stream", "ndjson", "eventstream"))
                 or "content-length" in faults):
             return self.send(writer, case.status, case.content_type, data, extra)

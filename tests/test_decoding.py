@@ -113,3 +113,34 @@ def test_a_compression_bomb_comes_out_in_bounded_pieces(name: str) -> None:
 def test_every_member_of_a_multi_member_gzip_body_is_decoded() -> None:
     body = gzip.compress(b"data: one\n\n") + gzip.compress(b"data: two\n\n")
     assert b"".join(decoder_for("gzip")(body)) == b"data: one\n\ndata: two\n\n"
+
+
+PLAIN_BODIES = st.builds(
+    lambda start, rest: start + rest,
+    st.sampled_from([b"data: ", b"event: message\n", b": keep-alive\n\n", b"{", b"[", b"\n\ndata:", b"id: 1\n",
+                     b"\xef\xbb\xbfdata: "]),
+    st.text(max_size=1000).map(lambda t: t.encode("utf-8")),  # plain bodies are text
+)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd", "gzip, br", "x-gzip"])
+@settings(max_examples=60, deadline=None)
+@given(body=PLAIN_BODIES, data=st.data())
+def test_a_plain_body_under_a_compression_header_comes_out_as_it_went_in(encoding, body: bytes, data):
+    """Servers that label plain SSE `Content-Encoding: gzip`: the bytes are read as they are.
+    (Not `deflate`: raw deflate has no header, and some text inflates as it, as clients find.)"""
+    offsets = data.draw(st.lists(st.integers(0, len(body)), max_size=20), label="offsets")
+    assert decode_pieces(encoding, pieces_at(body, offsets)) == body
+
+
+def test_a_body_corrupt_after_it_began_to_decode_still_raises() -> None:
+    blob = gzip.compress(b'data: {"usage":{"prompt_tokens":1}}\n\n' * 500)
+    decode = decoder_for("gzip")
+    assert b"".join(decode(blob[:-8]))  # decoding began
+    with pytest.raises(zlib.error):
+        list(decode(b"\0" * 8))  # a wrong CRC-32 and length in the trailer
+
+
+def test_plain_sse_under_deflate_is_read_as_it_is() -> None:
+    body = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n' * 30 + b"data: [DONE]\n\n"
+    assert decode_pieces("deflate", pieces_at(body, range(0, len(body), 7))) == body

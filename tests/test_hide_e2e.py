@@ -76,6 +76,20 @@ def test_an_sdk_that_did_not_ask_never_sees_the_chunk_of_a_compressed_stream(pro
     assert (row["input_tokens"], row["output_tokens"]) == (23, 8)
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_a_plain_stream_labelled_compressed_reaches_the_client_plain_less_the_chunk(proxy, standin, encoding):
+    tag = f"false-{encoding}"
+    with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
+        r = http.post(f"{standin.url}/v1/chat/completions",
+                      headers={"x-standin-case": CHAT_CASE, "X-Ledger-Tag-T": tag,
+                               "x-standin-fault": f"honor-include-usage,false-{encoding}"},
+                      json={"model": "gpt-4o-mini", "stream": True, "messages": []})
+    assert "content-encoding" not in r.headers
+    assert r.content == shown_to_client(standin.cases[CHAT_CASE].body, no_done=False)
+    row = row_of(proxy, tag)
+    assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("ok", 23, 8)
+
+
 def test_a_client_that_asked_still_gets_the_compressed_stream_as_sent(proxy, standin):
     with httpx.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
         r = http.post(f"{standin.url}/v1/chat/completions",

@@ -191,15 +191,22 @@ class Call:
                 response.headers["transfer-encoding"] = "chunked"
         return ""
 
-    def on_chunk(self, data: bytes) -> bytes | list[bytes]:
+    def on_chunk(self, data: bytes) -> list[bytes]:
         """mitmproxy's stream callable: the bytes go on to the client unchanged, at once.
 
         The one exception is the usage-only chunk our injection caused (see hide.py).
         """
-        if self.decode is not None and data:
-            data = self.decoded(data)
-            if not data:
-                return []  # nothing decoded yet: an empty piece would end the response
+        if self.decode is not None:
+            if data:
+                data = self.decoded(data)
+                if not data:
+                    return []  # nothing decoded yet: an empty piece would end the response
+            elif tail := self.decoded(b""):  # a decoder may hold the body's first bytes back
+                return [*self.passed_on(tail), *self.passed_on(b"")]
+        return self.passed_on(data)
+
+    def passed_on(self, data: bytes) -> list[bytes]:
+        """Scan decoded bytes (`b""`: the end) and filter them for the client."""
         if not self.hook_failed and self.scanner is not None:
             try:
                 if data:
@@ -211,7 +218,7 @@ class Call:
                 log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
         if self.chunk_filter is not None:
             return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
-        return data
+        return [data] if data else []
 
     def decoded(self, data: bytes) -> bytes:
         try:

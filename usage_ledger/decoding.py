@@ -7,6 +7,7 @@ compression bomb) never sits in memory whole.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -27,6 +28,71 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 class UnsupportedEncoding(ValueError):
     pass
+
+
+SNIFF_LIMIT = 1 << 16
+"""Bytes held back, at most, while a decoder has produced nothing yet."""
+
+_BOM = b"\xef\xbb\xbf"
+_PLAIN_STARTS = (b"{", b"[", b":", b"data:", b"event:", b"id:", b"retry:")
+"""How an uncompressed SSE, NDJSON or JSON body begins. No gzip (1f 8b), zlib (78 ..) or zstd
+(28 b5 2f fd) stream begins so; a brotli or raw deflate stream may, but then it decodes and
+this is not asked."""
+
+
+def _looks_plain(held: bytes) -> bool:
+    """Do the first bytes of a body begin (or begin to begin) as a plain body would?"""
+    if _BOM.startswith(held[:3]) and len(held) < 3:
+        return True
+    rest = held.removeprefix(_BOM).lstrip()
+    if not rest:
+        return True
+    return any(rest[:len(start)] == start[:len(rest)] for start in _PLAIN_STARTS)
+
+
+def _plain_if_not_encoded(decode: Decode) -> Decode:
+    """`decode`, unless the body is not encoded at all: some servers send plain SSE under a
+    `Content-Encoding: gzip` header. While the decoder has produced nothing, what it was given
+    is held back (up to SNIFF_LIMIT bytes). If those bytes begin like a plain body and the
+    decoder then fails, or the body ends (an empty `data`) with nothing decoded, the held bytes
+    and all that follow are passed on as they are. Any other failure is raised, as the bare
+    decoder would. `deflate` without a zlib header is raw deflate, which has no header at all:
+    text that happens to inflate is read as raw deflate, as clients read it."""
+    held: list[bytearray | None] = [bytearray()]  # None once decoding produced output
+    plain = [False]
+
+    def decode_or_pass(data: bytes) -> Iterator[bytes]:
+        if plain[0]:
+            if data:
+                yield data
+            return
+        buffer = held[0]
+        if buffer is None:
+            yield from decode(data)
+            return
+        if not data:  # the end of the body
+            if buffer and _looks_plain(buffer):
+                plain[0], held[0] = True, None
+                yield bytes(buffer)
+            else:
+                yield from decode(data)
+            return
+        buffer += data
+        try:
+            for out in decode(data):
+                held[0] = None
+                yield out
+            else:
+                if held[0] is not None and len(buffer) > SNIFF_LIMIT:
+                    held[0] = None  # decoding for real: nothing more is held back
+                return
+        except Exception:
+            if held[0] is None or not _looks_plain(buffer):
+                raise
+        plain[0], held[0] = True, None
+        yield bytes(buffer)
+
+    return decode_or_pass
 
 
 def _zlib(choose_wbits: Callable[[bytes], int]) -> Decode:
@@ -107,7 +173,10 @@ _DECODERS: dict[str, Callable[[], Decode]] = {
 def decoder_for(content_encoding: str) -> Decode | None:
     """An incremental decoder for a Content-Encoding header value; None for identity.
 
-    Raises UnsupportedEncoding for an encoding we cannot decode.
+    The decoder takes the encoded bytes piece by piece and yields decoded bytes; a body that is
+    plainly not encoded (see `_plain_if_not_encoded`) comes out as it went in. Raises
+    UnsupportedEncoding for an encoding we cannot decode; the decoder raises zlib.error,
+    brotli.error or zstd.ZstdError for a corrupt body.
     """
     names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
     names = [n for n in names if n != "identity"]
@@ -120,7 +189,7 @@ def decoder_for(content_encoding: str) -> Decode | None:
             raise UnsupportedEncoding(name)
         steps.append(make())
     if len(steps) == 1:
-        return steps[0]
+        return _plain_if_not_encoded(steps[0])
 
     def chain(data: bytes, steps: list[Decode] = steps) -> Iterator[bytes]:
         first, rest = steps[0], steps[1:]
@@ -130,4 +199,4 @@ def decoder_for(content_encoding: str) -> Decode | None:
             else:
                 yield piece
 
-    return chain
+    return _plain_if_not_encoded(chain)

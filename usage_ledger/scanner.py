@@ -49,6 +49,9 @@ class StreamScanner:
         if self.decode is None:
             self._take(data)
             return
+        self._decode_and_take(data)
+
+    def _decode_and_take(self, data: bytes) -> None:
         try:
             for piece in self.decode(data):
                 self._take(piece)
@@ -81,6 +84,10 @@ class StreamScanner:
         self.closed = True
         if self.problem:
             return
+        if self.decode is not None:
+            self._decode_and_take(b"")  # the end: a decoder may still hold bytes back
+            if self.problem:
+                return
         if self.framer is None:
             if not self.head.lstrip(LEADING_NOISE):
                 return
