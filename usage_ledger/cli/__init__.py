@@ -17,10 +17,10 @@ import sqlite3
 import sys
 
 from .. import report as report_lib
-from . import backup, env, reprice, report, run, status, tail
+from . import backup, budget, env, reprice, report, run, status, tail
 from .common import CliError, Parser
 
-COMMANDS = (report, tail, env, run, reprice, status, backup)  # `usage-ledger --help` lists them in this order
+COMMANDS = (report, tail, budget, env, run, reprice, status, backup)  # `usage-ledger --help` lists them in this order
 
 
 def build_parser() -> Parser:

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import report
+from . import budget
 from .common import (CA_CERT_NAME, CliError, add_confdir_argument, add_db_argument, add_proxy_argument,
                      check_proxy_url, open_ledger)
 from .env import proxy_env
@@ -168,4 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if proc is None:
         time.sleep(0.5)  # another proxy batches its writes; let the last ones land
     print(run_summary(db, before), file=sys.stderr)
+    if os.environ.get(budget.ENV) and db.is_file():  # the proxy counts against this file too
+        try:
+            found, file = budget.standings(os.environ[budget.ENV], str(db))
+            print("\n".join(["usage-ledger: budgets", *budget.lines(found, file)]), file=sys.stderr)
+        except CliError as e:
+            print(f"usage-ledger: budgets: {e}", file=sys.stderr)
     return status
