@@ -50,8 +50,8 @@ class UsageLedger:
         self.calls: dict[str, Call] = {}
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.rows_written: list = []  # called by the store's writer thread with written rows
-        self.websockets = WebSocketCalls(self.submit)
         self.budgets = Budgets(self)
+        self.websockets = WebSocketCalls(self.submit, lambda row_id: self.budgets.priced_then(row_id, None))
         # mitmproxy runs sub-addons' hooks too, after ours
         self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets, self.budgets]
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)

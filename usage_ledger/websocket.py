@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
@@ -26,6 +26,8 @@ from .redact import redact_path
 log = logging.getLogger(__name__)
 
 API = "openai-responses"
+STARTED = "usage_ledger_ws_started"
+"""flow.metadata: the WsResponse the latest client message started, for the budgets' gate."""
 
 
 @dataclass
@@ -43,8 +45,11 @@ def _ms(start: float | None, end: float | None) -> float | None:
 class WebSocketCalls:
     """Sub-addon of UsageLedger: `submit` hands records to its ledger."""
 
-    def __init__(self, submit: Callable[[object], None]) -> None:
+    def __init__(self, submit: Callable[[object], None],
+                 then_for: Callable[[str], Callable | None] = lambda row_id: None) -> None:
+        """then_for(row id): the writer's callback for that row once priced (records.CallEnded.then)."""
         self.submit = submit
+        self.then_for = then_for
         self.connections: dict[str, Connection] = {}
 
     def load(self, loader) -> None:
@@ -79,13 +84,14 @@ class WebSocketCalls:
             del messages[:-1]
 
     def read(self, flow: http.HTTPFlow, connection: Connection, message: WebSocketMessage) -> None:
-        if not message.is_text:
+        if not message.is_text or message.injected:  # an injected message is ours, not a call's
             return
         socket = connection.socket
         if message.from_client:
             started = socket.client_message(message.content, message.timestamp)
             if started is not None:
                 self.submit(self.started_record(flow, connection, started))
+                flow.metadata[STARTED] = started
         else:
             ended = socket.server_message(message.content, message.timestamp)
             if ended is not None:
@@ -105,6 +111,17 @@ class WebSocketCalls:
             error = (f"WebSocket closed by the {'client' if by_client else 'server'} "
                      f"before the response ended (close code {code})")
         self.close(flow, connection, outcome, error)
+
+    def refuse(self, flow: http.HTTPFlow, response: WsResponse, error: str) -> None:
+        """The proxy refused this response (a used-up budget) before it went upstream: its row
+        ends `blocked`, no tokens, no status."""
+        connection = self.connections.get(flow.id)
+        if connection is None or response not in connection.socket.open:
+            return
+        connection.socket.open.remove(response)
+        response.ended_at = time.time()
+        ended = self.ended_record(flow, connection, response, "blocked", error)
+        self.submit(replace(ended, row=ended.row._replace(status_code=None)))
 
     def close(self, flow: http.HTTPFlow, connection: Connection, outcome: str, error: str) -> None:
         now = time.time()
@@ -181,5 +198,5 @@ class WebSocketCalls:
         )
         return CallEnded(row, provider=connection.provider, api=API, usage=usage,
                          when=datetime.fromtimestamp(response.created_at, UTC),
-                         service_tier=tracker.service_tier)
+                         service_tier=tracker.service_tier, then=self.then_for(row.flow_id))
 

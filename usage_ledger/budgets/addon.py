@@ -32,6 +32,7 @@ from .config import BudgetFile, BudgetFileError, CallFacts, load_budget_file
 from .estimate import estimate_tokens
 from .refusal import message, refusal_body, refusal_headers, retry_after, warn_header
 from .spend import SpendTracker, Standing, call_tokens, money, period_rows
+from .websocket_gate import check_websocket_message
 
 log = logging.getLogger(__name__)
 
@@ -181,27 +182,10 @@ class BudgetGate:
         call = ledger.calls.get(flow.id)
         if call is None or flow.response is not None or call.row_id in self.budgets.tracker.in_flight:
             return
-        pricer = ledger.pricer
-        if pricer is not self.rates_pricer:  # new price overrides: rates anew
-            self.rates, self.rates_pricer = {}, pricer
-        model = call.recognised.model_requested
-        key = (call.provider, call.recognised.api, model)
-        if key not in self.rates:  # a price lookup: off the event loop, once per model
-            self.rates[key] = await asyncio.to_thread(_rates, pricer, *key)
-        rates = self.rates[key]
         raw = flow.request.raw_content or b""
-        tokens_in, tokens_out = estimate_tokens(call.recognised.api, call.recognised.body, len(raw))
-        if rates is not None:
-            estimate = tokens_in * rates[0] + tokens_out * rates[1]
-        else:
-            estimate = (tokens_in + tokens_out) * self.budgets.tracker.file.unpriced_usd_per_mtok / 1e6
-        try:
-            tags = json.loads(call.tags) if call.tags else {}
-        except ValueError:
-            tags = {}
-        facts = CallFacts(provider=call.provider, models=(model,) if model else (),
-                          user_agent=flow.request.headers.get("user-agent"),
-                          api_key_id=fingerprint(call.secret), tags=tags)
+        facts, estimate = await self.assess(call.provider, call.recognised.api, call.recognised.model_requested,
+                                            call.recognised.body, len(raw), flow.request.headers.get("user-agent"),
+                                            call.secret, call.tags)
         now = datetime.now(UTC)
         started = datetime.fromtimestamp(flow.request.timestamp_start, UTC)
         refused, warned = self.budgets.tracker.admit(call.row_id, facts, started, estimate, now)
@@ -209,6 +193,35 @@ class BudgetGate:
             self.refuse(flow, call, refused, now)
         elif warned:
             flow.metadata[_HEADER] = warn_header(warned)
+
+    async def assess(self, provider: str, api: str, model: str | None, body: dict | None, size: int,
+                     user_agent: str | None, secret: str | None, tags: str | None) -> tuple[CallFacts, float]:
+        """(the call's scope facts, its estimated cost in USD) from its request: `body` parsed,
+        `size` its bytes, `tags` the row's JSON text. The price lookup runs off the event loop,
+        once per (provider, api, model) and price file."""
+        pricer = self.budgets.ledger.pricer
+        if pricer is not self.rates_pricer:  # new price overrides: rates anew
+            self.rates, self.rates_pricer = {}, pricer
+        key = (provider, api, model)
+        if key not in self.rates:
+            self.rates[key] = await asyncio.to_thread(_rates, pricer, *key)
+        rates = self.rates[key]
+        tokens_in, tokens_out = estimate_tokens(api, body, size)
+        if rates is not None:
+            estimate = tokens_in * rates[0] + tokens_out * rates[1]
+        else:
+            estimate = (tokens_in + tokens_out) * self.budgets.tracker.file.unpriced_usd_per_mtok / 1e6
+        try:
+            parsed = json.loads(tags) if tags else {}
+        except ValueError:
+            parsed = {}
+        facts = CallFacts(provider=provider, models=(model,) if model else (), user_agent=user_agent,
+                          api_key_id=fingerprint(secret), tags=parsed)
+        return facts, estimate
+
+    async def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """A `response.create` over WebSocket (Codex) is checked like an HTTP call (websocket_gate.py)."""
+        await check_websocket_message(self, flow)
 
     def refuse(self, flow: http.HTTPFlow, call, standing: Standing, now: datetime) -> None:
         """Answer the client ourselves; the call's row ends `blocked`, with no tokens."""
