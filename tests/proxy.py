@@ -126,7 +126,7 @@ class Proxy:
         finally:
             con.close()
 
-    def wait_rows(self, n: int, timeout: float = 15.0) -> list[dict]:
+    def wait_rows(self, n: int, timeout: float = 60.0) -> list[dict]:
         """The ledger's rows once n of them are no longer pending."""
         def finished() -> list[dict] | None:
             try:

@@ -15,6 +15,8 @@ for a behaviour with `x-standin-fault`:
                          has gone, as a provider may finish late: a client that stops reading at
                          the terminal event always disconnects before the body ends
   stall-midway           send half the body, then nothing more until the client has gone
+  one-write              send the whole chunked response (headers, every piece, its end) in one
+                         write, so the proxy reads it all at once
   gate                   answer only once the test calls `open_gate()` (after `close_gate()`)
 
 Several faults may be named, comma-separated.
@@ -227,8 +229,10 @@ class StandIn:
         if (not any(kind in case.content_type for kind in ("event-stream", "ndjson", "eventstream"))
                 or "content-length" in faults):
             return self.send(writer, case.status, case.content_type, data, extra)
-        writer.write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
-                      "transfer-encoding: chunked\r\n\r\n").encode())
+        whole = bytearray()
+        write = whole.extend if "one-write" in faults else writer.write
+        write((f"HTTP/1.1 {case.status} X\r\ncontent-type: {case.content_type}\r\n{extra}"
+               "transfer-encoding: chunked\r\n\r\n").encode())
         pieces = [data[i:i + 97] for i in range(0, len(data), 97)]
         for i, piece in enumerate(pieces):
             if "reset-mid-stream" in faults and i >= len(pieces) // 2:
@@ -236,12 +240,13 @@ class StandIn:
                 return False
             if "stall-midway" in faults and i >= len(pieces) // 2:
                 return await self.until_client_gone(reader)
-            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
             await asyncio.sleep(0.05 if "slow" in faults else 0)
         if "hold-end" in faults:
             return await self.until_client_gone(reader)
-        writer.write(b"0\r\nx-usage-total: 31\r\n\r\n" if "trailers" in faults else b"0\r\n\r\n")
+        write(b"0\r\nx-usage-total: 31\r\n\r\n" if "trailers" in faults else b"0\r\n\r\n")
+        writer.write(bytes(whole))
         await writer.drain()
         return True
 

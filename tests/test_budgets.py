@@ -40,7 +40,7 @@ def chat(client: openai.OpenAI, **kwargs) -> str:
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-def wait_for(predicate, timeout: float = 20.0):
+def wait_for(predicate, timeout: float = 60.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()

@@ -257,7 +257,7 @@ def test_run_starts_mitmdump_records_the_calls_and_stops_it(tmp_path):
 # --- tail --------------------------------------------------------------------------------------
 
 
-def wait_for(path: Path, text: str, timeout: float = 20) -> str:
+def wait_for(path: Path, text: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         content = path.read_text()

@@ -101,8 +101,11 @@ def lock_during_load(tmp_path, standin, hold_s: float = 0.0) -> None:
             return rows if len(rows) >= len(calls) and all(r["outcome"] != "pending" for r in rows) else None
 
         rows = wait_until(all_written, 120, f"the rows of {len(calls)} calls")
+        # the status file follows within a second: a snapshot from just before the last record
+        # came in is idle too, so wait for the one that counts every record
         idle = until(lambda: (s := status()) and s["state"] == "ok" and s["queue"] == 0
-                     and s["journal_bytes"] == 0 and s, timeout=60, what="an idle writer")
+                     and s["journal_bytes"] == 0 and s["written"] >= 2 * len(calls) and s,
+                     timeout=60, what="an idle writer that has written every record")
     by_call, host = rows_by_call(proxy.rows()), standin.url.removeprefix("http://")
     assert len(rows) == len(by_call) and set(by_call) == calls  # 0 lost, none twice
     for i, row in by_call.items():

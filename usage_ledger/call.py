@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,10 @@ class Call:
     secret: str | None = field(default=None, repr=False)
     original_body: bytes | None = field(default=None, repr=False)
     hook_failed: bool = field(default=False, repr=False)
+    crash: str | None = None
+    """mitmproxy's own failure on this call's connection (the `proxy_error` message)."""
+    on_stream_end: Callable[[], None] | None = field(default=None, repr=False)
+    """Called once, from the stream, when its terminal event has been read."""
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
@@ -216,6 +221,9 @@ class Call:
             except Exception:  # our bug must never break the client's stream
                 self.hook_failed = True
                 log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
+        if self.on_stream_end is not None and self.tracker.ended:
+            end, self.on_stream_end = self.on_stream_end, None
+            end()
         if self.chunk_filter is not None:
             return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
         return [data] if data else []

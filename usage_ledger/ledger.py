@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 from dataclasses import replace
+from functools import partial
 from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
@@ -65,11 +66,20 @@ class UsageLedger:
 
     def proxy_crashed(self, client: tuple[str, int], message: str) -> None:
         """mitmproxy failed inside itself on this client's connection: its calls in flight end
-        as `proxy_error` with mitmproxy's own message (the client did not go away)."""
-        for flow_id, call in list(self.calls.items()):
-            if tuple(call.flow.client_conn.peername or ()) == client:
-                del self.calls[flow_id]
-                self.complete(call.flow, call, "proxy_error", message)
+        as `proxy_error` with mitmproxy's own message (the client did not go away). Bytes that
+        arrived with the failure can still be on their way through the stream (mitmproxy holds
+        them while a hook runs), so a stream whose end has not been read yet is completed when
+        it is, or when the client leaves, or at shutdown: the usage that passed is kept."""
+        for call in [c for c in self.calls.values() if tuple(c.flow.client_conn.peername or ()) == client]:
+            call.crash = message
+            call.on_stream_end = partial(self.end_crashed, call)
+            if call.scanner is None or call.tracker.ended:
+                call.on_stream_end()
+
+    def end_crashed(self, call: Call) -> None:
+        call.on_stream_end = None
+        if self.calls.pop(call.flow.id, None) is not None:
+            self.complete(call.flow, call)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -199,6 +209,8 @@ class UsageLedger:
             self.complete(flow, call, failure_outcome(message), message)
 
     def complete(self, flow: http.HTTPFlow, call: Call, outcome: str | None = None, error: str | None = None) -> None:
+        if call.crash is not None:  # however it ends after that, mitmproxy's failure is the cause
+            outcome, error = "proxy_error", call.crash
         try:
             ended = call.finish(flow, outcome, error)
         except Exception as e:  # our bug: the call still gets its row, without usage
