@@ -15,6 +15,11 @@ from usage_ledger.ledger import UsageLedger
 PIECE_SIZES = (1, 2, 3, 7, 64, 1500)
 
 
+def forwarded(out: bytes | list[bytes]) -> bytes:
+    """What a stream callable's return sends on: bytes, or pieces of them (mitmproxy takes both)."""
+    return out if isinstance(out, bytes) else b"".join(out)
+
+
 def pass_on(response: http.Response, rng: random.Random, sizes: Sequence[int] = PIECE_SIZES) -> bytes:
     """What the client receives: a streamed body through the response's stream hook in pieces
     of random sizes, then its end; a buffered body as it is."""
@@ -23,11 +28,9 @@ def pass_on(response: http.Response, rng: random.Random, sizes: Sequence[int] = 
     body, sent, i = response.raw_content or b"", bytearray(), 0
     while i < len(body):
         n = rng.choice(sizes)
-        out = response.stream(body[i:i + n])
-        sent += out if isinstance(out, bytes) else b"".join(out)
+        sent += forwarded(response.stream(body[i:i + n]))
         i += n
-    end = response.stream(b"")
-    sent += end if isinstance(end, bytes) else b"".join(end)
+    sent += forwarded(response.stream(b""))
     return bytes(sent)
 
 

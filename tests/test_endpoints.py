@@ -13,7 +13,7 @@ from mitmproxy.test import tflow
 from usage_ledger.ledger import UsageLedger
 from usage_ledger.providers import provider_for
 
-from .hooks import rows, with_ledger
+from .hooks import forwarded, rows, with_ledger
 
 RESP_ID = "resp_68b1c0ffee"
 QUEUED = {"id": RESP_ID, "object": "response", "status": "queued", "background": True, "model": "o3-2025-04-16",
@@ -41,8 +41,8 @@ async def send(ledger: UsageLedger, flow: http.HTTPFlow, response: http.Response
         body = response.raw_content or b""
         step = max(1, len(body) // pieces)
         for i in range(0, len(body), step):
-            sent += response.stream(body[i:i + step])
-        sent += response.stream(b"")
+            sent += forwarded(response.stream(body[i:i + step]))
+        sent += forwarded(response.stream(b""))
     await ledger.response(flow)
     return sent
 
