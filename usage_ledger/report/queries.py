@@ -1,0 +1,159 @@
+"""Report queries: the --by whitelist, time bounds, and the SQL aggregation behind every report.
+
+Every figure follows SQL's `sum()`: a group's token or cost sum is NULL (None) when no row of
+the group has a value, so "unknown" never turns into 0. Rows of every outcome count, pending
+ones included.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+
+class ReportError(ValueError):
+    """A user mistake in a report's arguments (bad --by, bad date)."""
+
+
+# --by: the whitelist of group expressions. The key name is the --by value itself.
+GROUP_EXPRESSIONS = {
+    "day": "substr(started_at, 1, 10)",
+    "week": "strftime('%Y-W%W', started_at)",
+    "month": "substr(started_at, 1, 7)",
+    "model": "model",
+    "provider": "provider",
+    "api": "api",
+    "host": "host",
+    "user_agent": "user_agent",
+}
+TIME_GROUPS = ("day", "week", "month")
+TAG_EXPRESSION = "CASE WHEN json_valid(tags) THEN json_extract(tags, ?) END"
+GROUP_CHOICES = (*GROUP_EXPRESSIONS, "tag:NAME")
+
+
+@dataclass(frozen=True)
+class GroupBy:
+    name: str  # the --by value and the JSON/CSV key name: "model", "day", "tag:team", ...
+    expr: str
+    params: tuple[str, ...] = ()
+
+    @property
+    def is_time(self) -> bool:
+        return self.name in TIME_GROUPS
+
+
+def parse_group_by(text: str) -> GroupBy:
+    """`day`, `model`, ... or `tag:NAME` (tag names are stored lower-case, so NAME is lowered)."""
+    if text in GROUP_EXPRESSIONS:
+        return GroupBy(text, GROUP_EXPRESSIONS[text])
+    if text.startswith("tag:"):
+        name = text[4:].strip().lower()
+        if not name or '"' in name or any(ord(c) < 32 for c in name):
+            raise ReportError(f"bad tag name in --by {text!r}")
+        # A quoted JSON path label, so names with dots or dashes work; passed as a parameter.
+        return GroupBy(f"tag:{name}", TAG_EXPRESSION, (f'$."{name}"',))
+    raise ReportError(f"unknown --by {text!r} (choose from {', '.join(GROUP_CHOICES)})")
+
+
+# --- time bounds -------------------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"(\d+)([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def iso_utc(moment: datetime) -> str:
+    """The ledger's own timestamp format, so bounds compare as plain strings with `started_at`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str, now: datetime | None = None, *, end: bool = False) -> str:
+    """A bound for `started_at`: YYYY-MM-DD (a UTC day), an ISO timestamp (UTC unless it says
+    otherwise), or Nh/Nd/Nw before now. For an upper bound (`end`), a bare date includes that day."""
+    text = text.strip()
+    now = now or datetime.now(UTC)
+    if m := _RELATIVE.fullmatch(text):
+        return iso_utc(now - timedelta(**{_UNITS[m[2]]: int(m[1])}))
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+            return f"{day.isoformat()}T00:00:00.000Z"
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"bad date {text!r} (use YYYY-MM-DD, an ISO timestamp, or 7d / 2w / 12h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso_utc(moment)
+
+
+def _where(since: str | None, until: str | None) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    if since:
+        clauses.append("started_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append("started_at < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# --- aggregation -------------------------------------------------------------------------------
+
+FIELDS = ("requests", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+          "output_tokens", "reasoning_tokens", "cost_usd")
+
+
+@dataclass
+class Group:
+    key: str | None
+    requests: int
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    cache_write_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+    unpriced: int  # rows with cost_usd NULL
+    pending: int  # rows still pending
+
+
+_AGGREGATES = """count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens),
+    sum(output_tokens), sum(reasoning_tokens), sum(cost_usd),
+    count(*) - count(cost_usd), coalesce(sum(outcome = 'pending'), 0)"""
+
+
+def summarise(con: sqlite3.Connection, group: GroupBy, since: str | None = None,
+              until: str | None = None) -> list[Group]:
+    """One Group per distinct key: time groups in time order, others by cost, then requests."""
+    where, params = _where(since, until)
+    sql = f"SELECT {group.expr} AS grp, {_AGGREGATES} FROM requests{where} GROUP BY grp"
+    groups = [Group(*row) for row in con.execute(sql, [*group.params, *params])]
+    if group.is_time:
+        groups.sort(key=lambda g: (g.key is None, g.key or ""))
+    else:
+        groups.sort(key=lambda g: (-(g.cost_usd or 0), -g.requests, g.key is None, str(g.key)))
+    return groups
+
+
+def totals(con: sqlite3.Connection, since: str | None = None, until: str | None = None) -> Group:
+    where, params = _where(since, until)
+    return Group(None, *con.execute(f"SELECT {_AGGREGATES} FROM requests{where}", params).fetchone())
+
+
+@dataclass
+class DayModel:
+    day: str
+    model: str | None
+    cost_usd: float | None
+    tokens: int | None  # input + output
+
+
+def daily_by_model(con: sqlite3.Connection, since: str | None = None,
+                   until: str | None = None) -> list[DayModel]:
+    where, params = _where(since, until)
+    sql = (f"SELECT substr(started_at, 1, 10) AS day, model, sum(cost_usd), "
+           f"sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) "
+           f"FROM requests{where} GROUP BY day, model ORDER BY day")
+    return [DayModel(*row) for row in con.execute(sql, params) if row[0]]
