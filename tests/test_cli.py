@@ -126,7 +126,7 @@ def test_reprice(tmp_path):
     prices.write_text("{{{ this is not a price file ]]]")
     assert_one_line_error(usage_ledger(tmp_path, "reprice", "--db", str(db), "--prices", str(prices)), "price")
     result = usage_ledger(tmp_path, "reprice", "--db", str(db), "--since", "7d")
-    assert result.returncode == 0 and result.stdout == "repriced 0 rows\n", result.stderr
+    assert result.returncode == 0 and result.stdout.endswith("\nrepriced 0 rows\n"), result.stderr
     assert_one_line_error(usage_ledger(tmp_path, "reprice", "--db", str(tmp_path / "missing.db")), "no ledger")
 
 

@@ -503,8 +503,14 @@ def test_reprice_rows_changes_exactly_the_overridden_rows(tmp_path: Path, overri
                                           f"override:{override_file}")
         assert after["f1000"] == before["f1000"] and after["f1001"] == before["f1001"]
 
-        # the ISO form of `since`, as the CLI passes it, selects the same rows
-        assert reprice_rows(con, Pricer(), "2021-01-01T00:00:00.000Z") == len(affected)
+        # Without an override file, the rows an override file priced keep that price ...
+        assert reprice_rows(con, Pricer()) == 0
+        assert _costs(con) == after
+        # ... and an empty one brings them back; the ISO form of `since`, as the CLI passes it,
+        # selects the same rows.
+        empty = override_file.with_name("empty.json")
+        empty.write_text("{}")
+        assert reprice_rows(con, Pricer(str(empty)), "2021-01-01T00:00:00.000Z") == len(affected)
         assert _costs(con) == before
     finally:
         con.close()

@@ -41,7 +41,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from ..records import CallEnded, CallFinished
 from ..usage import Usage
 from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values, other_units
-from .overrides import PriceFileError, Rates, load_overrides, override_cost, override_keys
+from .overrides import (OVERRIDE_PREFIX, PriceFileError, Rates, is_override, load_overrides, override_cost,
+                        override_keys)
 from .reported import body_cost, is_reported
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Pricer:
         if overrides_path:
             path = os.path.abspath(os.path.expanduser(overrides_path))
             self.overrides = load_overrides(path)
-            self.override_source = f"override:{path}"
+            self.override_source = f"{OVERRIDE_PREFIX}{path}"
         self._warned: set[tuple[str, str | None]] = set()
 
     def price(self, *, provider: str, api: str, model: str | None, usage: Usage | None, when: datetime,
@@ -154,7 +155,7 @@ def _to_float(cost: Decimal) -> float:
     return float(cost.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN))
 
 
-from .reprice import reprice_rows  # noqa: E402  (it prices with Pricer)
+from .reprice import RepricePlan, apply_plan, plan_reprice, reprice_rows  # noqa: E402  (it prices with Pricer)
 
-__all__ = ["GENAI_PRICES_SOURCE", "GENAI_PROVIDERS", "Price", "PriceFileError", "Pricer", "UNPRICED",
-           "genai_usage_values", "is_reported", "reprice_rows"]
+__all__ = ["GENAI_PRICES_SOURCE", "GENAI_PROVIDERS", "Price", "PriceFileError", "Pricer", "RepricePlan", "UNPRICED",
+           "apply_plan", "genai_usage_values", "is_override", "is_reported", "plan_reprice", "reprice_rows"]

@@ -19,6 +19,14 @@ from ..usage import Usage, count
 _DATE_SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8})$")
 
 
+OVERRIDE_PREFIX = "override:"  # price_source of a row an override file priced: "override:<absolute path>"
+
+
+def is_override(source: str | None) -> bool:
+    """Whether a price_source names an override file (which only another override file replaces)."""
+    return bool(source) and source.startswith(OVERRIDE_PREFIX)
+
+
 class PriceFileError(ValueError):
     """A bad override file; the message is one line naming the file and the problem."""
 
