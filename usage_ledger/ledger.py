@@ -25,6 +25,7 @@ from .proxy_errors import ProxyCrashWatch
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, describe
 from .retry import RETRY_OF, resend
 from .store import LedgerStore, default_db_path
+from .web_columns import WebColumns
 from .websocket import WebSocketCalls
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class UsageLedger:
         self.budgets = Budgets(self)
         self.websockets = WebSocketCalls(self.submit, lambda row_id: self.budgets.priced_then(row_id, None))
         # mitmproxy runs sub-addons' hooks too, after ours
-        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets, self.budgets]
+        self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets, self.budgets,
+                       WebColumns()]
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
         self.shutdown_grace = 5.0
