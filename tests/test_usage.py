@@ -11,14 +11,26 @@ from hypothesis import strategies as st
 
 from usage_ledger.apis import anthropic_messages, gemini, openai_chat, openai_responses
 from usage_ledger.framing import Frame
+from usage_ledger.records import USAGE_COLUMNS, CallFinished, usage_columns
 from usage_ledger.usage import Usage, merge_report, settle
-
-COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
-           "total_tokens")
 
 
 def columns(usage: Usage | None) -> tuple:
-    return tuple(getattr(usage, c) for c in COLUMNS) if usage else (None,) * len(COLUMNS)
+    """The six token columns the row gets (usage_json left out)."""
+    values = usage_columns(usage)
+    return tuple(values[c] for c in USAGE_COLUMNS)
+
+
+def test_usage_columns_are_the_rows_usage_columns() -> None:
+    usage = Usage(input_tokens=120, cached_input_tokens=100, cache_write_tokens=None, output_tokens=7,
+                  reasoning_tokens=3, total_tokens=127, raw={"prompt_tokens": 120, "completion_tokens": 7})
+    assert usage_columns(usage) == {
+        "input_tokens": 120, "cached_input_tokens": 100, "cache_write_tokens": None, "output_tokens": 7,
+        "reasoning_tokens": 3, "total_tokens": 127, "usage_json": '{"prompt_tokens":120,"completion_tokens":7}'}
+    assert usage_columns(None) == dict.fromkeys(usage_columns(usage))  # no usage: all NULL
+    fields = CallFinished._fields  # one contiguous run of the row's columns, in their order
+    start = fields.index("input_tokens")
+    assert fields[start:start + 7] == tuple(usage_columns(None))
 
 
 def chat_stream(*chunks: dict) -> tuple:
@@ -208,7 +220,7 @@ def test_gemini_usage_of_any_shape_keeps_the_invariants(reports):
     assert holds(tracker.usage())
 
 
-@given(st.builds(Usage, *(st.one_of(st.none(), st.integers(0, 1000)) for _ in COLUMNS)))
+@given(st.builds(Usage, *(st.one_of(st.none(), st.integers(0, 1000)) for _ in USAGE_COLUMNS)))
 def test_settle_is_idempotent(usage):
     assert holds(usage)
     once = columns(settle(usage))

@@ -24,7 +24,7 @@ from .forms import form_fields
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
 from .providers import provider_for
-from .records import CallEnded, CallFinished, CallStarted
+from .records import CallEnded, CallFinished, CallStarted, usage_columns
 from .redact import redact_path
 from .scanner import StreamScanner, scan_body
 from .usage import Usage
@@ -303,13 +303,7 @@ class Call:
             model=model,
             ttfb_ms=_ms(started, response.timestamp_start if response is not None else None),
             duration_ms=_ms(started, ended),
-            input_tokens=usage.input_tokens if usage else None,
-            cached_input_tokens=usage.cached_input_tokens if usage else None,
-            cache_write_tokens=usage.cache_write_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
-            total_tokens=usage.total_tokens if usage else None,
-            usage_json=usage.raw_json if usage else None,
+            **usage_columns(usage),
             cost_usd=None,
             price_source=None,
             service_tier=self.tracker.service_tier,
@@ -328,9 +322,8 @@ class Call:
         return CallFinished(
             flow_id=self.row_id, outcome=outcome, status_code=status, stream=int(self.streamed),
             usage_injected=int(self.usage_injected), model=self.recognised.model_requested,
-            ttfb_ms=None, duration_ms=None, input_tokens=None, cached_input_tokens=None,
-            cache_write_tokens=None, output_tokens=None, reasoning_tokens=None, total_tokens=None,
-            usage_json=None, cost_usd=None, price_source=None, service_tier=None, error=error,
+            ttfb_ms=None, duration_ms=None, **usage_columns(None), cost_usd=None, price_source=None,
+            service_tier=None, error=error,
         )
 
 

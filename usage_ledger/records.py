@@ -75,6 +75,20 @@ class CallEnded:
     then: Callable[[CallFinished], None] | None = None
 
 
+USAGE_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+                 "reasoning_tokens", "total_tokens")
+
+
+def usage_columns(usage: Usage | None) -> dict[str, int | str | None]:
+    """CallFinished's usage columns from a Usage: the six token counts (tokens, None where the
+    provider reported none) and `usage_json` (the raw usage object as JSON); all None without a
+    Usage. Spread into the row: `CallFinished(..., **usage_columns(usage))`."""
+    values: dict[str, int | str | None] = {name: getattr(usage, name) if usage else None
+                                           for name in USAGE_COLUMNS}
+    values["usage_json"] = usage.raw_json if usage else None
+    return values
+
+
 def columns(record_type: type) -> list[str]:
     return list(record_type._fields)
 

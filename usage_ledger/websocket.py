@@ -20,7 +20,7 @@ from .apis.openai_responses_ws import ResponsesSocket, WsResponse, is_responses_
 from .attribution import credential, fingerprint, scrub
 from .call import failure_outcome, flow_tags, iso_utc
 from .providers import provider_for
-from .records import CallEnded, CallFinished, CallStarted
+from .records import CallEnded, CallFinished, CallStarted, usage_columns
 from .redact import redact_path
 
 log = logging.getLogger(__name__)
@@ -185,13 +185,7 @@ class WebSocketCalls:
             model=tracker.model or response.model_requested,
             ttfb_ms=_ms(response.created_at, response.first_event_at),
             duration_ms=_ms(response.created_at, response.ended_at),
-            input_tokens=usage.input_tokens if usage else None,
-            cached_input_tokens=usage.cached_input_tokens if usage else None,
-            cache_write_tokens=usage.cache_write_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
-            total_tokens=usage.total_tokens if usage else None,
-            usage_json=usage.raw_json if usage else None,
+            **usage_columns(usage),
             cost_usd=None, price_source=None,
             service_tier=tracker.service_tier,
             error=scrub(error, connection.secret),
