@@ -7,6 +7,11 @@ api, stream, outcome, cost_usd, price_source; a price_source of `genai-prices` m
 version). A column missing from `expected_row` is not checked; `expected_row: null` says the
 request is not a billable call and must get no row. A binary response body (AWS event-stream)
 is `body_base64` instead of `body`.
+
+A price that depends on the hour (DeepSeek's off-peak half price) is checked with `priced_at`:
+a list of `{"started_at": "<ISO UTC>", "cost_usd": ..., "price_source": ...}`, each run through
+the hooks with the call's start pinned to that moment (the price is the one at the call's
+`started_at`). A real proxy stamps its own clock, so the end-to-end run leaves these out.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +78,12 @@ class OwnCase:
     def gets_row(self) -> bool:
         return self.data["expected_row"] is not None
 
+    @property
+    def priced_at(self) -> list[tuple[datetime, dict[str, Any]]]:
+        """(the call's pinned start, the row's expected cost_usd and price_source there)."""
+        return [(datetime.fromisoformat(p["started_at"]), {k: v for k, v in p.items() if k != "started_at"})
+                for p in self.data.get("priced_at", [])]
+
 
 def load_own_cases() -> list[OwnCase]:
     return [OwnCase(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(CASES_DIR.glob("*.json"))]
@@ -81,10 +93,12 @@ def own_case_params() -> list[Any]:
     return [pytest.param(c, id=c.name) for c in load_own_cases()]
 
 
-def row_differences(case: OwnCase, row: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Columns where the ledger row differs from what the case says it should hold."""
+def row_differences(case: OwnCase, row: dict[str, Any], expected: dict[str, Any] | None = None
+                    ) -> dict[str, tuple[Any, Any]]:
+    """Columns where the ledger row differs from what the case says it should hold (`expected`
+    instead of the case's `expected_row` when given)."""
     wrong = {}
-    for column, want in case.row.items():
+    for column, want in (case.row if expected is None else expected).items():
         got = row.get(column)
         if column == "price_source" and want == "genai-prices":
             ok = isinstance(got, str) and got.startswith("genai-prices ")
