@@ -57,6 +57,16 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+def start_refused(tmp: Path, *sets: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """mitmdump with addon.py and `--set`s that should stop it at startup: its exit status and
+    output (text), once it has exited."""
+    args = [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1", "-p", str(free_port()),
+            "--set", f"ledger_db={tmp / 'l.db'}"]
+    for s in sets:
+        args += ["--set", s]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
 class Proxy:
     def __init__(self, tmp: Path, *sets: str, env: dict | None = None, db: Path | None = None,
                  command: list[str] | None = None, scripts: tuple[Path, ...] = ()) -> None:

@@ -3,8 +3,6 @@ through it, the stand-in provider behind it, and the ledger read back."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import httpx2
 import openai
 import pytest
 
-from .proxy import MITMDUMP, ROOT, Proxy, free_port
+from .proxy import Proxy, start_refused, wait_until
 
 API_KEY = "sk-test-budget-0123456789abcdef"
 CHAT_CASE = "openai__openai-chat__stream__agno-include-usage"  # gpt-4o-mini, 23 in / 8 out
@@ -38,16 +36,6 @@ def chat(client: openai.OpenAI, **kwargs) -> str:
         model="gpt-4o-mini", messages=[{"role": "user", "content": "What is 10 + 5?"}], stream=True,
         max_tokens=8, **kwargs)
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_call_that_crosses_a_hard_limit_succeeds_and_the_next_raises_the_sdks_rate_limit_error(
@@ -165,7 +153,7 @@ def test_32_concurrent_calls_against_a_limit_that_fits_10_let_at_most_10_through
         try:
             with ThreadPoolExecutor(32) as pool:
                 results = pool.map(one, range(32))
-                wait_for(lambda: len(standin.requests) - before + len(refused) == 32)
+                wait_until(lambda: len(standin.requests) - before + len(refused) == 32, 60, "32 calls")
                 standin.open_gate()
                 answered = [r for r in results if r is not None]
         finally:
@@ -188,11 +176,11 @@ def test_the_file_is_reloaded_when_it_changes(tmp_path, standin):
         chat(client)
         proxy.wait_rows(1)
         budget_file(budgets, 'name = "tight"\nlimit_usd = 1e-9\nperiod = "day"')
-        wait_for(lambda: "budgets reloaded" in proxy.log_path.read_text())
+        wait_until(lambda: "budgets reloaded" in proxy.log_path.read_text(), 60, "the reload")
         with pytest.raises(openai.RateLimitError, match="budget 'tight' is used up"):
             chat(client)
         budgets.write_text("[[budget]]\nname = 1\n")  # a bad edit: the old budgets stay
-        wait_for(lambda: "stay as they were" in proxy.log_path.read_text())
+        wait_until(lambda: "stay as they were" in proxy.log_path.read_text(), 60, "the bad edit refused")
         with pytest.raises(openai.RateLimitError, match="budget 'tight' is used up"):
             chat(client)
     assert [r["outcome"] for r in proxy.rows()] == ["ok", "blocked", "blocked"]
@@ -201,9 +189,7 @@ def test_the_file_is_reloaded_when_it_changes(tmp_path, standin):
 def test_a_bad_budget_file_stops_startup_with_one_clear_line(tmp_path):
     budgets = tmp_path / "budgets.toml"
     budgets.write_text('[[budget]]\nname = "daily"\nlimit_usd = -5\nperiod = "day"\n')
-    done = subprocess.run([str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1",
-                           "-p", str(free_port()), "--set", f"ledger_db={tmp_path / 'l.db'}",
-                           "--set", f"ledger_budgets={budgets}"], capture_output=True, text=True, timeout=60)
+    done = start_refused(tmp_path, f"ledger_budgets={budgets}")
     assert done.returncode != 0
     errors = [line for line in done.stdout.splitlines() if "ledger_budgets" in line]
     assert len(errors) == 1, done.stdout

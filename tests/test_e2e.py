@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 import threading
 
 import anthropic
@@ -18,7 +17,7 @@ import openai
 import pytest
 
 from .load import Load, rows_by_call
-from .proxy import MITMDUMP, ROOT, Proxy, free_port, wait_until
+from .proxy import Proxy, start_refused, wait_until
 from .standin import StandIn
 
 API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
@@ -278,9 +277,7 @@ def test_default_ledger_path_is_created_private(tmp_path, standin):
 def test_a_bad_price_file_stops_startup_with_one_clear_line(tmp_path):
     prices = tmp_path / "prices.json"
     prices.write_text('{"gpt-4o-mini": {"input_cost_per_token": -1}}')
-    done = subprocess.run([str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1",
-                           "-p", str(free_port()), "--set", f"ledger_db={tmp_path / 'l.db'}",
-                           "--set", f"ledger_prices={prices}"], capture_output=True, text=True, timeout=60)
+    done = start_refused(tmp_path, f"ledger_prices={prices}")
     assert done.returncode != 0
     errors = [line for line in done.stdout.splitlines() if "ledger_prices" in line]
     assert len(errors) == 1 and str(prices) in errors[0] and "input_cost_per_token" in errors[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,19 +17,14 @@ from usage_ledger.status import read_status, status_path
 from usage_ledger.store import LedgerStore, connect
 from usage_ledger.writes import write_batch
 
+from .proxy import wait_until
 from .test_store import finished, started
 
 FAST = {"flush_interval": 0.01, "backoff": (0.01, 0.05), "busy_timeout": 0.02, "status_interval": 0.05}
 
 
 def until(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, interval=0.01)
 
 
 @contextmanager
