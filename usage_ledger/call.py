@@ -140,16 +140,10 @@ class Call:
             self.hide_usage_chunk = True
 
     def started_record(self, flow: http.HTTPFlow, machine: str | None = None) -> CallStarted:
-        request = flow.request
-        peer = flow.client_conn.peername
         return CallStarted(
             flow_id=self.row_id,
-            started_at=iso_utc(request.timestamp_start),
-            client=f"{peer[0]}:{peer[1]}" if peer else None,
-            user_agent=request.headers.get("user-agent"),
-            method=request.method,
-            host=request.host_header or request.pretty_host,
-            path=redact_path(request.path),
+            started_at=iso_utc(flow.request.timestamp_start),
+            **request_columns(flow),
             provider=self.provider,
             api=self.recognised.api,
             model_requested=self.recognised.model_requested,
@@ -325,6 +319,16 @@ class Call:
             ttfb_ms=None, duration_ms=None, **usage_columns(None), cost_usd=None, price_source=None,
             service_tier=None, error=error,
         )
+
+
+def request_columns(flow: http.HTTPFlow) -> dict[str, str | None]:
+    """CallStarted's columns that come from the HTTP request itself: client (`host:port`),
+    user_agent, method, host (the Host header as sent) and path (credentials redacted)."""
+    request = flow.request
+    peer = flow.client_conn.peername
+    return {"client": f"{peer[0]}:{peer[1]}" if peer else None, "user_agent": request.headers.get("user-agent"),
+            "method": request.method, "host": request.host_header or request.pretty_host,
+            "path": redact_path(request.path)}
 
 
 def failure_outcome(message: str) -> str:

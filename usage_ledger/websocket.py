@@ -18,10 +18,9 @@ from mitmproxy.websocket import WebSocketMessage
 
 from .apis.openai_responses_ws import ResponsesSocket, WsResponse, is_responses_websocket
 from .attribution import credential, fingerprint, scrub
-from .call import failure_outcome, flow_tags, iso_utc
+from .call import failure_outcome, flow_tags, iso_utc, request_columns
 from .providers import provider_for
 from .records import CallEnded, CallFinished, CallStarted, usage_columns
-from .redact import redact_path
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +150,10 @@ class WebSocketCalls:
         return f"{flow_id}/ws-{response.number}"
 
     def started_record(self, flow: http.HTTPFlow, connection: Connection, response: WsResponse) -> CallStarted:
-        request = flow.request
-        peer = flow.client_conn.peername
         return CallStarted(
             flow_id=self.row_id(flow.id, response), stream=1, usage_injected=0,
             started_at=iso_utc(response.created_at),
-            client=f"{peer[0]}:{peer[1]}" if peer else None,
-            user_agent=request.headers.get("user-agent"),
-            method=request.method,
-            host=request.host_header or request.pretty_host,
-            path=redact_path(request.path),
+            **request_columns(flow),
             provider=connection.provider, api=API,
             model_requested=response.model_requested,
             tags=flow_tags(flow),
