@@ -27,7 +27,9 @@ a synthesized reply in its API's format, with usage unique to the call (for real
 
 Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
 
-A request with `Upgrade: websocket` is served OpenAI Responses over WebSocket (standin_ws.py).
+A request with `Upgrade: websocket` is served OpenAI Responses over WebSocket (standin_ws.py),
+or refused with 426 while `refuse_websocket` is set. A request body with a Content-Encoding
+(Codex sends zstd) is decoded before it is answered.
 `StandIn(tls=True)` serves TLS with a self-signed certificate (a proxy in front of it then needs
 `ssl_insecure`), for clients that address `https://` / `wss://` hosts through a redirecting proxy.
 """
@@ -71,6 +73,7 @@ class Canned:
 
 
 ENCODINGS = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress, "zstd": zstd.compress}
+DECODERS = {"gzip": gzip.decompress, "deflate": zlib.decompress, "br": brotli.decompress, "zstd": zstd.decompress}
 
 
 def load_cases() -> dict[str, Canned]:
@@ -137,6 +140,8 @@ class StandIn:
         self.requests: list[dict] = []
         self.ws_messages: list[dict] = []
         """Every WebSocket message a client sent, parsed."""
+        self.refuse_websocket = False
+        """Answer every WebSocket upgrade 426 Upgrade Required (a client then falls back to HTTP)."""
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.ready = threading.Event()
@@ -186,6 +191,9 @@ class StandIn:
                         headers[k.strip().lower()] = v.strip()
                 body = await read_body(reader, headers)
                 self.requests.append({"method": method, "path": target, "headers": headers, "body": body})
+                if headers.get("upgrade", "").lower() == "websocket" and self.refuse_websocket:
+                    self.send(writer, 426, "application/json", b'{"error":{"message":"no WebSocket here"}}')
+                    continue
                 if headers.get("upgrade", "").lower() == "websocket":
                     answer = self.synth.websocket(headers.get("host", "")) if self.agents else None
                     await serve_websocket(reader, writer, head, self.ws_messages, answer)
@@ -201,6 +209,8 @@ class StandIn:
                       reader: asyncio.StreamReader | None = None, method: str = "POST",
                       target: str = "/") -> bool:
         faults = {f.strip() for f in headers.get("x-standin-fault", "").split(",")}
+        if (encoding := headers.get("content-encoding", "").lower()) in DECODERS:
+            body = DECODERS[encoding](body)  # Codex compresses its request bodies with zstd
         if "x-standin-case" not in headers:
             case = self.synth.answer(method, target, headers, body)
         elif (case := self.cases.get(headers["x-standin-case"])) is None:

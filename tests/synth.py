@@ -76,6 +76,8 @@ class Synth:
             return gemini(call, "alt=sse" in query, sent.get("generationConfig") or {})
         if path.endswith("/messages/count_tokens") or path.endswith(":countTokens"):
             return json_reply({"input_tokens": 7, "totalTokens": 7})
+        if method == "GET" and path.endswith("/wham/accounts/check"):
+            return json_reply(chatgpt_accounts(headers.get("chatgpt-account-id", "")))
         if method == "GET" and path.endswith("/models"):
             return json_reply({"object": "list", "data": [], "models": []})
         with self.lock:
@@ -193,6 +195,14 @@ def responses_events(call: Call, warmup: bool = False) -> list[dict]:
         ("response.output_item.done", {"output_index": 0, "item": item}),
         ("response.completed", {"response": done}),
     ]]
+
+
+def chatgpt_accounts(account_id: str) -> dict:
+    """What chatgpt.com answers Codex's `GET /backend-api/wham/accounts/check` for the signed-in
+    account: its workspace's backend origin, where Codex then sends its model calls."""
+    account = {"id": account_id, "name": "stand-in", "structure": "personal",
+               "workspace_backend_origin": "https://chatgpt.com", "account_routing_override": "NO_CONSTRAINT"}
+    return {"accounts": [account], "account_ordering": [account_id], "default_account_id": account_id}
 
 
 def example(schema: dict) -> object:

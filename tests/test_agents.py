@@ -4,11 +4,15 @@ tokens and outcome ok (tests/agents.py). Select them with `-m agents`."""
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
+import time
 
 import pytest
 
 from .agents import binary, check_rows, ledger_rows, redirecting_proxy, run_agent
+from .proxy import Proxy
 from .standin import StandIn
 
 pytestmark = pytest.mark.agents
@@ -85,24 +89,85 @@ def test_gemini_cli(tmp_path, agent_proxy, tls_standin, env, provider):
 
 
 def codex_home(tmp_path) -> None:
-    """Analytics and plugin sync off (config.toml)."""
+    """Analytics, plugin sync and ChatGPT apps (connectors, an MCP server on chatgpt.com) off
+    (config.toml)."""
     home = tmp_path / "home" / ".codex"
     home.mkdir(parents=True)
-    (home / "config.toml").write_text("[analytics]\nenabled = false\n\n[features]\nplugins = false\n")
+    (home / "config.toml").write_text("[analytics]\nenabled = false\n\n[features]\nplugins = false\napps = false\n")
 
 
-def test_codex_exec_api_key_over_websocket(tmp_path, agent_proxy, tls_standin):
-    """Codex's default transport: one Responses WebSocket, a warm-up then the answer."""
+def fake_jwt(claims: dict) -> str:
+    """An unsigned JWT with these claims: Codex only decodes the ChatGPT tokens it holds."""
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def chatgpt_login(tmp_path) -> None:
+    """$CODEX_HOME/auth.json as `codex login` leaves it for a ChatGPT Plus account, its tokens
+    fresh (an hour left, refreshed just now) so Codex refreshes nothing."""
+    now = int(time.time())
+    auth = {"chatgpt_plan_type": "plus", "chatgpt_user_id": "user-standin", "chatgpt_account_id": "acct-standin"}
+    id_token = fake_jwt({"email": "standin@example.com", "exp": now + 3600, "iat": now,
+                         "https://api.openai.com/auth": auth})
+    access = fake_jwt({"exp": now + 3600, "iat": now, "https://api.openai.com/auth": auth})
+    tokens = {"id_token": id_token, "access_token": access, "refresh_token": "rt-standin", "account_id": "acct-standin"}
+    (tmp_path / "home" / ".codex" / "auth.json").write_text(json.dumps({
+        "auth_mode": "chatgpt", "OPENAI_API_KEY": None, "tokens": tokens,
+        "last_refresh": datetime.datetime.now(datetime.UTC).isoformat()}))
+
+
+# Where each sign-in mode sends its model calls.
+CODEX_ENDPOINTS = {"api-key": ("api.openai.com", "/v1/responses"),
+                   "chatgpt": ("chatgpt.com", "/backend-api/codex/responses")}
+
+
+def run_codex(tmp_path, proxy: Proxy, standin: StandIn, sign_in: str) -> tuple[list, list[dict]]:
+    """`codex exec "Say OK."` signed in with an API key or with ChatGPT; the model calls it
+    made and every request the stand-in got meanwhile."""
     codex = binary("codex")
     codex_home(tmp_path)
-    before = len(tls_standin.synth.calls)
-    ws_before = len(tls_standin.ws_messages)
-    run = run_agent(tmp_path, agent_proxy, [str(codex), "exec", "--skip-git-repo-check", "Say OK."],
-                    {"OPENAI_API_KEY": "sk-proj-standin-fake-key-0123456789"})
+    env = {"OPENAI_API_KEY": "sk-proj-standin-fake-key-0123456789"}
+    if sign_in == "chatgpt":
+        chatgpt_login(tmp_path)
+        env = {}
+    before, requests_before = len(standin.synth.calls), len(standin.requests)
+    run = run_agent(tmp_path, proxy, [str(codex), "exec", "--skip-git-repo-check", "Say OK."], env)
     assert run.result.returncode == 0, run.output
     assert "OK." in run.result.stdout
-    calls = new_calls(tls_standin, before)
-    assert {c.host for c in calls} == {"api.openai.com"}
+    calls = new_calls(standin, before)
+    assert {c.host for c in calls} == {CODEX_ENDPOINTS[sign_in][0]}
+    return calls, standin.requests[requests_before:]
+
+
+@pytest.mark.parametrize("sign_in", ["api-key", "chatgpt"])
+def test_codex_exec_over_websocket(tmp_path, agent_proxy, tls_standin, sign_in):
+    """Codex's default transport: one Responses WebSocket, a warm-up then the answer. Signed in
+    with ChatGPT, after chatgpt.com's start-up calls (models, wham/accounts/check)."""
+    calls, requests = run_codex(tmp_path, agent_proxy, tls_standin, sign_in)
     assert [c.output_tokens == 0 for c in calls] == [True, False]  # the warm-up, then the answer
-    assert len(tls_standin.ws_messages) > ws_before, "Codex did not use its WebSocket"
+    upgrades = [r for r in requests if r["headers"].get("upgrade", "").lower() == "websocket"]
+    assert [r["path"] for r in upgrades] == [CODEX_ENDPOINTS[sign_in][1]], "Codex did not use its WebSocket"
+    if sign_in == "chatgpt":
+        assert upgrades[0]["headers"].get("chatgpt-account-id") == "acct-standin"
+    check_rows(ledger_rows(agent_proxy), calls, "openai")
+
+
+@pytest.fixture
+def no_websocket(tls_standin):
+    tls_standin.refuse_websocket = True
+    yield
+    tls_standin.refuse_websocket = False
+
+
+@pytest.mark.parametrize("sign_in", ["api-key", "chatgpt"])
+def test_codex_exec_over_https_when_websocket_refused(tmp_path, agent_proxy, tls_standin, no_websocket, sign_in):
+    """The WebSocket upgrade answered 426 Upgrade Required: Codex falls back to
+    POST .../responses (SSE) for the rest of the session, one row per call, ok."""
+    calls, requests = run_codex(tmp_path, agent_proxy, tls_standin, sign_in)
+    posts = [r for r in requests if r["method"] == "POST" and r["path"] == CODEX_ENDPOINTS[sign_in][1]]
+    assert len(posts) == len(calls) >= 1
+    assert all(c.stream for c in calls)
+    # signed in with ChatGPT, Codex compresses its request bodies (zstd); with a key it does not
+    assert {r["headers"].get("content-encoding") for r in posts} == {"zstd" if sign_in == "chatgpt" else None}
     check_rows(ledger_rows(agent_proxy), calls, "openai")
