@@ -9,6 +9,7 @@ mkdir -p "$dest"
 
 npm_packages=(@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0 @google/gemini-cli@0.61.0)
 llm_packages=(llm==0.36 llm-anthropic==0.30 llm-gemini==0.35)
+aider_packages=(aider-chat==0.86.2)
 
 if command -v npm >/dev/null 2>&1; then
     if ! timeout 600 npm install --prefix "$dest" --no-audit --no-fund --loglevel=error "${npm_packages[@]}"; then
@@ -24,8 +25,15 @@ fi
 if ! timeout 600 uv pip install --quiet --python "$dest/llm/bin/python" "${llm_packages[@]}"; then
     echo "agents: uv pip install ${llm_packages[*]} failed; the llm tests will skip"
 fi
+# aider pins its own dependency versions (litellm, openai, ...): a venv of its own.
+if [ ! -x "$dest/aider/bin/python" ]; then
+    uv venv --quiet "$dest/aider" || true
+fi
+if ! timeout 600 uv pip install --quiet --python "$dest/aider/bin/python" "${aider_packages[@]}"; then
+    echo "agents: uv pip install ${aider_packages[*]} failed; the aider test will skip"
+fi
 for agent in "$dest/node_modules/.bin/claude" "$dest/node_modules/.bin/codex" \
-             "$dest/node_modules/.bin/gemini" "$dest/llm/bin/llm"; do
+             "$dest/node_modules/.bin/gemini" "$dest/llm/bin/llm" "$dest/aider/bin/aider"; do
     if [ -x "$agent" ]; then
         echo "agents: $(basename "$agent") $("$agent" --version 2>/dev/null | head -1)"
     fi

@@ -1,4 +1,4 @@
-"""Running the real coding agents (Claude Code, Codex CLI, Gemini CLI, llm) through real mitmdump
+"""Running the real coding agents (Claude Code, Codex CLI, Gemini CLI, llm, aider) through real mitmdump
 with addon.py, as a user would with `usage-ledger run -- AGENT ...`: a fresh HOME, a fake key,
 the proxy and its CA from `usage-ledger run`'s own environment. Every upstream connection goes
 to the TLS stand-in (tests/standin.py), which synthesizes the provider's replies (tests/synth.py).
@@ -22,12 +22,13 @@ from .synth import Call
 
 AGENTS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "usage-ledger-ci" / "agents"
 USAGE_LEDGER = Path(sys.executable).parent / "usage-ledger"
+PYTHON_AGENTS = ("llm", "aider")  # each in a venv of its own, from PyPI; the rest are npm packages
 RUN_TIMEOUT = 120  # seconds; a run takes a few on an idle machine
 
 
 def binary(name: str) -> Path:
     """The installed agent's executable, or a skip saying how to install it."""
-    path = AGENTS / ("llm/bin/llm" if name == "llm" else f"node_modules/.bin/{name}")
+    path = AGENTS / (f"{name}/bin/{name}" if name in PYTHON_AGENTS else f"node_modules/.bin/{name}")
     if not os.access(path, os.X_OK):
         pytest.skip(f"{name} is not installed in {AGENTS}: run `bash .ci/agents.sh` "
                     "(needs registry.npmjs.org and PyPI)")

@@ -171,3 +171,25 @@ def test_codex_exec_over_https_when_websocket_refused(tmp_path, agent_proxy, tls
     # signed in with ChatGPT, Codex compresses its request bodies (zstd); with a key it does not
     assert {r["headers"].get("content-encoding") for r in posts} == {"zstd" if sign_in == "chatgpt" else None}
     check_rows(ledger_rows(agent_proxy), calls, "openai")
+
+
+# aider's documented switches: no git, no update or model-metadata fetches, no analytics, no repo
+# map (which would call the model for nothing), plain output.
+AIDER_QUIET = ["--no-git", "--no-check-update", "--no-show-model-warnings", "--analytics-disable",
+               "--map-tokens", "0", "--no-pretty", "--no-fancy-input", "--yes-always"]
+
+
+@pytest.mark.parametrize(("model", "key", "provider"), [
+    ("gpt-4o-mini", "OPENAI_API_KEY", "openai"),                          # litellm: chat completions, streamed
+    ("anthropic/claude-sonnet-4-5-20250929", "ANTHROPIC_API_KEY", "anthropic"),  # litellm: Messages, streamed
+])
+def test_aider(tmp_path, agent_proxy, tls_standin, model, key, provider):
+    aider = binary("aider")
+    before = len(tls_standin.synth.calls)
+    run = run_agent(tmp_path, agent_proxy, [str(aider), *AIDER_QUIET, "--model", model, "--message", "Say OK."],
+                    {key: "standin-fake-key-0123456789", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert run.result.returncode == 0, run.output
+    assert "OK." in run.result.stdout
+    calls = new_calls(tls_standin, before)
+    assert len(calls) == 1 and calls[0].stream  # one streamed call; for OpenAI, usage asked for by litellm or us
+    check_rows(ledger_rows(agent_proxy), calls, provider)
