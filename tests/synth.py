@@ -8,6 +8,8 @@ Model calls are recognised by the providers' documented paths:
   OpenAI chat    POST /v1/chat/completions                           (usage chunk only if asked)
   Responses      POST /v1/responses, /backend-api/codex/responses    (SSE when "stream": true)
   Gemini         POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse)
+  Claude on Vertex   POST .../publishers/anthropic/models/{model}:rawPredict, :streamRawPredict
+  Claude on Bedrock  POST /model/{id}/invoke, /invoke-with-response-stream (AWS event stream)
   Responses over WebSocket (`websocket`): each response.create, a warm-up (output 0) included
 Start-up calls the agents make (model lists, token counts) get a minimal valid answer; anything
 else gets a 404, and is kept in `other` so a test can show what an agent asked for.
@@ -19,7 +21,9 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from . import awsstream
 
 
 @dataclass
@@ -70,6 +74,12 @@ class Synth:
             return chat(self.call(host, "openai-chat", sent.get("model", ""), sent), sent)
         if method == "POST" and path.endswith("/responses"):
             return responses(self.call(host, "openai-responses", sent.get("model", ""), sent))
+        if method == "POST" and (m := VERTEX_CLAUDE.search(path)):
+            return anthropic(self.call(host, "anthropic-messages", m.group(1), sent), sent)
+        if method == "POST" and (m := BEDROCK_INVOKE.search(path)):
+            streamed = bool(m.group(2))
+            call = self.call(host, "anthropic-messages", unquote(m.group(1)), {"stream": streamed})
+            return bedrock(call, sent)
         if m := GEMINI.search(path):
             streamed = m.group(2) == "streamGenerateContent"
             call = self.call(host, "gemini", m.group(1), {"stream": streamed})
@@ -102,6 +112,8 @@ class Synth:
 
 
 GEMINI = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
+VERTEX_CLAUDE = re.compile(r"/publishers/anthropic/models/([^/:]+):(?:rawPredict|streamRawPredict)$")
+BEDROCK_INVOKE = re.compile(r"^/model/([^/]+)/invoke(-with-response-stream)?$")
 TEXT = "OK."
 
 
@@ -118,26 +130,49 @@ def sse(events: list[tuple[str | None, dict | str]]) -> Reply:
 
 
 def anthropic(call: Call, sent: dict) -> Reply:
-    usage = {"input_tokens": call.uncached, "cache_creation_input_tokens": 0,
-             "cache_read_input_tokens": call.cached_input_tokens}
-    message = {"id": f"msg_standin{call.n}", "type": "message", "role": "assistant", "model": call.model,
-               "stop_sequence": None}
-    if not sent.get("stream"):
-        return json_reply({**message, "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn",
-                           "usage": {**usage, "output_tokens": call.output_tokens}})
-    return sse([
-        ("message_start", {"type": "message_start", "message": {
-            **message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
-        ("ping", {"type": "ping"}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                 "delta": {"type": "text_delta", "text": TEXT}}),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                           "usage": {"output_tokens": call.output_tokens}}),
-        ("message_stop", {"type": "message_stop"}),
-    ])
+    if not call.stream:
+        return json_reply(anthropic_message(call))
+    return sse([(event["type"], event) for event in anthropic_events(call)])
+
+
+def bedrock(call: Call, sent: dict) -> Reply:
+    """InvokeModel: the Messages body; InvokeModelWithResponseStream: each Messages event base64
+    in an event-stream `chunk` (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html)."""
+    if not call.stream:
+        return json_reply(anthropic_message(call))
+    return Reply(200, "application/vnd.amazon.eventstream",
+                 b"".join(awsstream.chunk(event) for event in anthropic_events(call) if event["type"] != "ping"))
+
+
+def _anthropic_usage(call: Call) -> dict:
+    return {"input_tokens": call.uncached, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": call.cached_input_tokens}
+
+
+def _anthropic_head(call: Call) -> dict:
+    return {"id": f"msg_standin{call.n}", "type": "message", "role": "assistant", "model": call.model,
+            "stop_sequence": None}
+
+
+def anthropic_message(call: Call) -> dict:
+    return {**_anthropic_head(call), "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn",
+            "usage": {**_anthropic_usage(call), "output_tokens": call.output_tokens}}
+
+
+def anthropic_events(call: Call) -> list[dict]:
+    """A streamed Messages response's events, in order (each with its `type`)."""
+    usage, message = _anthropic_usage(call), _anthropic_head(call)
+    return [
+        {"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
+                                              "usage": {**usage, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": TEXT}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": call.output_tokens}},
+        {"type": "message_stop"},
+    ]
 
 
 def chat(call: Call, sent: dict) -> Reply:

@@ -49,6 +49,33 @@ def test_claude_code_print_mode(tmp_path, agent_proxy, tls_standin):
     check_rows(ledger_rows(agent_proxy), calls, "anthropic")
 
 
+# Claude Code's own switches for a cloud provider, with its auth skipped (as behind an LLM
+# gateway): no AWS or Google credentials needed, the stand-in checks no signature.
+CLOUD_CLAUDE = {
+    "bedrock": {"CLAUDE_CODE_USE_BEDROCK": "1", "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1", "AWS_REGION": "us-east-1"},
+    "vertex": {"CLAUDE_CODE_USE_VERTEX": "1", "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1", "CLOUD_ML_REGION": "us-east5",
+               "ANTHROPIC_VERTEX_PROJECT_ID": "standin-project"},
+}
+
+
+@pytest.mark.parametrize("cloud", ["bedrock", "vertex"])
+def test_claude_code_on_a_cloud(tmp_path, agent_proxy, tls_standin, cloud):
+    """Bedrock: /model/{id}/invoke-with-response-stream, AWS's binary event stream; Vertex AI:
+    {region}-aiplatform.googleapis.com/...:streamRawPredict, Anthropic's SSE."""
+    claude = binary("claude")
+    before, requests_before = len(tls_standin.synth.calls), len(tls_standin.requests)
+    run = run_agent(tmp_path, agent_proxy, [str(claude), "-p", "Say OK."], {**QUIET, **CLOUD_CLAUDE[cloud]})
+    assert run.result.returncode == 0, run.output
+    assert "OK." in run.result.stdout
+    calls = new_calls(tls_standin, before)
+    hosts = {"bedrock": "bedrock-runtime.us-east-1.amazonaws.com", "vertex": "us-east5-aiplatform.googleapis.com"}
+    assert {c.host.split(":")[0] for c in calls} == {hosts[cloud]}, tls_standin.requests[requests_before:]
+    assert all(c.stream for c in calls)
+    rows = ledger_rows(agent_proxy)
+    check_rows(rows, calls, cloud)
+    assert all(r["cost_usd"] for r in rows)  # the model or inference-profile id has its price
+
+
 @pytest.mark.parametrize(("model", "key", "provider"), [
     ("gpt-4o-mini", "OPENAI_API_KEY", "openai"),                  # llm itself: chat completions, streamed
     ("claude-sonnet-4.5", "ANTHROPIC_API_KEY", "anthropic"),      # llm-anthropic: Messages, streamed
