@@ -10,6 +10,8 @@ Model calls are recognised by the providers' documented paths:
   Gemini         POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse)
   Claude on Vertex   POST .../publishers/anthropic/models/{model}:rawPredict, :streamRawPredict
   Claude on Bedrock  POST /model/{id}/invoke, /invoke-with-response-stream (AWS event stream)
+  Code Assist    POST cloudcode-pa.googleapis.com/v1internal:generateContent, :streamGenerateContent
+                 (Gemini CLI signed in with Google; its sign-in and set-up calls: synth_google.py)
   Responses over WebSocket (`websocket`): each response.create, a warm-up (output 0) included
 Start-up calls the agents make (model lists, token counts) get a minimal valid answer; anything
 else gets a 404, and is kept in `other` so a test can show what an agent asked for.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from . import awsstream
+from . import synth_google as google
 
 
 @dataclass
@@ -80,6 +83,14 @@ class Synth:
             streamed = bool(m.group(2))
             call = self.call(host, "anthropic-messages", unquote(m.group(1)), {"stream": streamed})
             return bedrock(call, sent)
+        if host.split(":")[0] == google.CODE_ASSIST and (m := google.MODEL_CALL.match(path)):
+            streamed = m.group(1) == "streamGenerateContent"  # always alt=sse
+            call = self.call(host, "gemini", sent.get("model", ""), {"stream": streamed})
+            config = (sent.get("request") or {}).get("generationConfig") or {}
+            objects = google.code_assist(gemini_objects(call, config), call.n)
+            return sse_objects(objects) if streamed else json_reply(objects[0])
+        if (known := google.startup(method, host, path)) is not None:
+            return json_reply(known)
         if m := GEMINI.search(path):
             streamed = m.group(2) == "streamGenerateContent"
             call = self.call(host, "gemini", m.group(1), {"stream": streamed})
@@ -254,7 +265,10 @@ def example(schema: dict) -> object:
     return {"array": [], "boolean": False}.get(kind, TEXT)
 
 
-def gemini(call: Call, sse_framing: bool, config: dict) -> Reply:
+def gemini_objects(call: Call, config: dict) -> list[dict]:
+    """The response objects of a Gemini call: one, or a stream's two (the first with the prompt
+    count only, the last with the whole usage and the finishReason). A structured answer when
+    the request asked for one."""
     text = TEXT
     if schema := config.get("responseJsonSchema") or config.get("responseSchema"):
         text = json.dumps(example(schema))
@@ -265,10 +279,22 @@ def gemini(call: Call, sse_framing: bool, config: dict) -> Reply:
                             "index": 0}],
             "usageMetadata": usage, "modelVersion": call.model, "responseId": f"standin{call.n}"}
     if not call.stream:
-        return json_reply(last)
+        return [last]
     first = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}],
              "usageMetadata": {"promptTokenCount": call.input_tokens}, "modelVersion": call.model}
+    return [first, last]
+
+
+def gemini(call: Call, sse_framing: bool, config: dict) -> Reply:
+    objects = gemini_objects(call, config)
+    if not call.stream:
+        return json_reply(objects[0])
     if sse_framing:
-        return Reply(200, "text/event-stream",
-                     b"".join(b"data: " + json.dumps(o).encode() + b"\r\n\r\n" for o in (first, last)))
-    return json_reply([first, last])
+        return sse_objects(objects)
+    return json_reply(objects)
+
+
+def sse_objects(objects: list[dict]) -> Reply:
+    """Google's SSE framing (`alt=sse`): `data: {json}` and a blank line, CRLF."""
+    return Reply(200, "text/event-stream", b"".join(b"data: " + json.dumps(o).encode() + b"\r\n\r\n"
+                                                    for o in objects))

@@ -13,6 +13,7 @@ import pytest
 
 from .agents import binary, check_rows, ledger_rows, redirecting_proxy, run_agent
 from .proxy import Proxy
+from . import synth_google as google
 from .standin import StandIn
 
 pytestmark = pytest.mark.agents
@@ -113,6 +114,44 @@ def test_gemini_cli(tmp_path, agent_proxy, tls_standin, env, provider):
     check_rows(ledger_rows(agent_proxy), calls, provider)
 
 
+def google_login(tmp_path) -> None:
+    """~/.gemini as "Login with Google" leaves it: settings.json selecting the oauth-personal
+    auth type, and oauth_creds.json with a refresh token and an access token that has expired
+    (as it has an hour after the last run), so Gemini CLI refreshes it first."""
+    gemini = tmp_path / "home" / ".gemini"
+    settings = json.loads((gemini / "settings.json").read_text())
+    settings["security"] = {"auth": {"selectedType": "oauth-personal"}}
+    (gemini / "settings.json").write_text(json.dumps(settings))
+    # google-auth-library's Credentials, expiry_date in ms
+    (gemini / "oauth_creds.json").write_text(json.dumps({
+        "access_token": "ya29.standin-expired", "refresh_token": "1//standin-refresh-token",
+        "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer",
+        "expiry_date": int(time.time() - 3600) * 1000}))
+
+
+def test_gemini_cli_signed_in_with_google(tmp_path, agent_proxy, tls_standin):
+    """Gemini Code Assist: the token refresh, tokeninfo, userinfo, loadCodeAssist and onboardUser
+    are no rows; each v1internal model call is one, provider gemini-code-assist."""
+    gemini = binary("gemini")
+    gemini_home(tmp_path)
+    google_login(tmp_path)
+    before, requests_before = len(tls_standin.synth.calls), len(tls_standin.requests)
+    run = run_agent(tmp_path, agent_proxy, [str(gemini), "--skip-trust", "-p", "Say OK."], {})
+    assert run.result.returncode == 0, run.output
+    assert "OK." in run.result.stdout
+    calls = new_calls(tls_standin, before)
+    requests = tls_standin.requests[requests_before:]
+    asked = [(r["headers"].get("host"), r["path"].split("?")[0]) for r in requests]
+    for start_up in [("oauth2.googleapis.com", "/token"), ("oauth2.googleapis.com", "/tokeninfo"),
+                     ("cloudcode-pa.googleapis.com", "/v1internal:loadCodeAssist"),
+                     ("cloudcode-pa.googleapis.com", "/v1internal:onboardUser")]:
+        assert start_up in asked, f"Gemini CLI did not call {start_up}: {asked}"
+    assert {c.host for c in calls} == {"cloudcode-pa.googleapis.com"}
+    assert len(calls) == 2  # the model router's classifier, then the answer
+    model_calls = [r for r in requests if google.MODEL_CALL.match(r["path"].split("?")[0])]
+    assert len(model_calls) == 2
+    assert {r["headers"].get("authorization") for r in model_calls} == {"Bearer ya29.standin-refreshed"}
+    check_rows(ledger_rows(agent_proxy), calls, "gemini-code-assist")
 
 
 def codex_home(tmp_path) -> None:
