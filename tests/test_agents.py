@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from . import synth_google as google
 from .agents import binary, check_rows, ledger_rows, redirecting_proxy, run_agent
 from .proxy import Proxy
-from . import synth_google as google
 from .standin import StandIn
 
 pytestmark = pytest.mark.agents
