@@ -80,8 +80,11 @@ def pg_server():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_target(request, tmp_path):
-    """Where a test's ledger lives, once per backend: a SQLite path, or a fresh PostgreSQL database's URL."""
+def ledger_target(request, tmp_path, monkeypatch):
+    """Where a test's ledger lives, once per backend: a SQLite path, or a fresh PostgreSQL database's URL.
+    The default ledger folder (where a PostgreSQL ledger's journal and status file go) is under tmp_path."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("USAGE_LEDGER_DB", raising=False)
     if request.param == "sqlite":
         return str(tmp_path / "ledger.db")
     return request.getfixturevalue("pg_server").new_database()

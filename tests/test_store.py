@@ -1,4 +1,5 @@
-"""The ledger file: migrations, permissions, the writer thread's batching and draining."""
+"""The ledger: migrations, permissions, the writer thread's batching and draining; the writer's
+tests run on both backends (`ledger_target`: a SQLite file, a real PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 from usage_ledger.migrations import MIGRATIONS, migrate
 from usage_ledger.records import CallFinished, CallStarted, HostRejectsStreamOptions
 from usage_ledger.store import LedgerStore, connect, default_db_path
+
+from .targets import ledger_rows, query
 
 
 def started(i: int) -> CallStarted:
@@ -52,8 +55,8 @@ def test_migrating_a_version_1_ledger_keeps_its_rows(tmp_path):
     assert row == ("old", "gpt-4o", 5, None, None, None)
 
 
-def test_writer_inserts_then_completes_and_drains_on_close(tmp_path):
-    path = tmp_path / "ledger.db"
+def test_writer_inserts_then_completes_and_drains_on_close(ledger_target):
+    path = ledger_target
     store = LedgerStore(path, flush_interval=5.0)  # only close() can have flushed these
     for i in range(300):
         store.submit(started(i))
@@ -61,22 +64,23 @@ def test_writer_inserts_then_completes_and_drains_on_close(tmp_path):
         store.submit(finished(i))
     store.submit(HostRejectsStreamOptions("api.mistral.ai", "2026-11-24T09:00:00+00:00", "HTTP 422"))
     store.close()
-    con = sqlite3.connect(path)
-    outcomes = dict(con.execute("select outcome, count(*) from requests group by outcome").fetchall())
+    outcomes = dict(query(path, "select outcome, count(*) from requests group by outcome"))
     assert outcomes == {"ok": 150, "pending": 150}
-    assert con.execute("select input_tokens, output_tokens, tags from requests where flow_id='f0'").fetchone() == (
-        23, 8, '{"project": "x"}')
-    assert LedgerStore(path).hosts_without_stream_options == {"api.mistral.ai"}
+    assert query(path, "select input_tokens, output_tokens, tags from requests where flow_id='f0'") == [
+        (23, 8, '{"project": "x"}')]
+    assert [r["flow_id"] for r in ledger_rows(path)] == [f"f{i}" for i in range(300)]  # in the order they came
+    again = LedgerStore(path)
+    again.close()
+    assert again.hosts_without_stream_options == {"api.mistral.ai"}
 
 
-def test_writer_commits_within_its_interval(tmp_path):
-    path = tmp_path / "ledger.db"
+def test_writer_commits_within_its_interval(ledger_target):
+    path = ledger_target
     store = LedgerStore(path, flush_interval=0.05)
     store.submit(started(1))
-    reader = sqlite3.connect(path)
     seen = threading.Event()
     for _ in range(100):
-        if reader.execute("select count(*) from requests").fetchone()[0] == 1:
+        if query(path, "select count(*) from requests") == [(1,)]:
             seen.set()
             break
         threading.Event().wait(0.02)
@@ -95,14 +99,13 @@ def test_default_path_follows_env(monkeypatch, tmp_path):
     assert default_db_path() == str(tmp_path / ".local" / "share" / "usage-ledger" / "ledger.db")
 
 
-def test_listeners_get_each_finished_row_as_written_once_committed(tmp_path):
-    path = tmp_path / "ledger.db"
+def test_listeners_get_each_finished_row_as_written_once_committed(ledger_target):
+    path = ledger_target
     got: list[dict] = []
 
     def listener(rows: list[dict]) -> None:
         # committed before we are told: another connection already sees the rows
-        with sqlite3.connect(path) as reader:
-            done = {r[0] for r in reader.execute("select flow_id from requests where outcome = 'ok'")}
+        done = {r[0] for r in query(path, "select flow_id from requests where outcome = 'ok'")}
         assert {r["flow_id"] for r in rows} <= done
         got.extend(rows)
 

@@ -1,6 +1,7 @@
 """The writer loses nothing when the ledger cannot be written: a lock held by another
-connection, a full in-memory queue, an unwritable file. Real SQLite files; the backoff is
-made short so a test takes seconds, and every wait is bounded polling on an event."""
+connection, a full in-memory queue, an unwritable file. Real SQLite files and, where the fault
+has a PostgreSQL twin (a lock, text it refuses), a real PostgreSQL database (`ledger_target`);
+the backoff is made short so a test takes seconds, and every wait is bounded polling on an event."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from usage_ledger.backend import Backend, local_files
+from usage_ledger.dialect import is_postgres
 from usage_ledger.journal import journal_path
 from usage_ledger.status import read_status, status_path
 from usage_ledger.store import LedgerStore, connect
 from usage_ledger.writes import write_batch
 
 from .proxy import wait_until
+from .targets import ledger_rows, open_target
 from .test_store import finished, started
 
 FAST = {"flush_interval": 0.01, "backoff": (0.01, 0.05), "busy_timeout": 0.02, "status_interval": 0.05}
@@ -28,24 +32,26 @@ def until(condition, timeout: float = 30.0, what: str = "condition"):
 
 
 @contextmanager
-def exclusive_lock(path: Path):
-    """Another connection holding `BEGIN EXCLUSIVE` (waiting up to 60 s for a write in progress)."""
-    other = sqlite3.connect(path, isolation_level=None, timeout=60)
+def exclusive_lock(target: Path | str):
+    """Another connection holding the ledger's write lock (waiting for a write in progress):
+    SQLite's `BEGIN EXCLUSIVE` (up to 60 s), PostgreSQL's `LOCK TABLE requests IN EXCLUSIVE
+    MODE` (readers still read, as in SQLite's WAL mode)."""
+    if is_postgres(str(target)):
+        other = open_target(target)
+        try:
+            with other.transaction():
+                other.execute("LOCK TABLE requests IN EXCLUSIVE MODE")
+                yield
+        finally:
+            other.close()
+        return
+    other = sqlite3.connect(target, isolation_level=None, timeout=60)
     other.execute("BEGIN EXCLUSIVE")
     try:
         yield
     finally:
         other.execute("ROLLBACK")
         other.close()
-
-
-def ledger_rows(path: Path) -> list[dict]:
-    con = sqlite3.connect(path)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("select * from requests order by id")]
-    finally:
-        con.close()
 
 
 def assert_complete(rows: list[dict], n: int) -> None:
@@ -57,10 +63,9 @@ def assert_complete(rows: list[dict], n: int) -> None:
                and r["api"] == "openai-chat" and r["tags"] == '{"project": "x"}' for r in rows)
 
 
-def test_a_lock_held_past_many_retries_loses_nothing(tmp_path):
-    db = tmp_path / "ledger.db"
-    connect(db).close()
-    store = LedgerStore(db, max_pending=1000, **FAST)
+def test_a_lock_held_past_many_retries_loses_nothing(ledger_target):
+    db = ledger_target
+    store = LedgerStore(db, max_pending=1000, **FAST)  # the ledger is created before it returns
     with exclusive_lock(db):
         for i in range(40):  # calls keep coming while the ledger is locked
             store.submit(started(i))
@@ -72,15 +77,16 @@ def test_a_lock_held_past_many_retries_loses_nothing(tmp_path):
     until(lambda: len(ledger_rows(db)) == 40 and not store.pending and not store.journal_bytes, what="rows")
     store.close()
     assert_complete(ledger_rows(db), 40)
-    status = read_status(status_path(str(db)))
+    local = local_files(db)[0]
+    status = read_status(status_path(local))
     assert (status["state"], status["dropped"], status["queue"], status["journal_bytes"]) == ("stopped", 0, 0, 0)
-    assert status["written"] == 80 and "locked" in status["last_error"]
-    assert not os.path.exists(journal_path(str(db)))
+    assert status["written"] == 80
+    assert ("lock timeout" if is_postgres(db) else "database is locked") in status["last_error"]
+    assert not os.path.exists(journal_path(local))
 
 
-def test_a_full_queue_spills_to_the_journal_which_the_next_start_replays_twice_alike(tmp_path):
-    db = tmp_path / "ledger.db"
-    connect(db).close()
+def test_a_full_queue_spills_to_the_journal_which_the_next_start_replays_twice_alike(ledger_target):
+    db = ledger_target
     store = LedgerStore(db, max_pending=10, **FAST)
     with exclusive_lock(db):
         for i in range(100):
@@ -89,7 +95,7 @@ def test_a_full_queue_spills_to_the_journal_which_the_next_start_replays_twice_a
             store.submit(finished(i))
         until(lambda: store.journal_records >= 190, what="the journal")
         store.close()  # stopping while locked: what is left in memory goes to the journal too
-    journal = Path(journal_path(str(db)))
+    journal = Path(journal_path(local_files(db)[0]))
     assert store.dropped == 0 and store.pending == []
     saved = journal.read_bytes()
     assert saved.count(b"\n") == 200
@@ -173,15 +179,16 @@ def test_when_even_the_journal_cannot_be_written_the_loss_is_counted_and_no_fini
     assert read_status(status_path(str(db)))["dropped"] == 30
 
 
-def test_a_finish_written_before_its_start_still_makes_the_whole_row(tmp_path):
-    con = connect(tmp_path / "ledger.db")
-    write_batch(con, [finished(1)])
-    write_batch(con, [started(1)])
-    write_batch(con, [started(2), finished(2)])  # the same call in one batch: one statement
-    write_batch(con, [finished(3), started(3)])
-    write_batch(con, [started(1), finished(2)])  # written again (a replay): nothing changes
-    con.row_factory = sqlite3.Row
-    rows = {r["flow_id"]: dict(r) for r in con.execute("select * from requests")}
+def test_a_finish_written_before_its_start_still_makes_the_whole_row(ledger_target):
+    backend = Backend(ledger_target)
+    con = backend.open(1.0)
+    for batch in ([finished(1)], [started(1)],
+                  [started(2), finished(2)],  # the same call in one batch: one statement
+                  [finished(3), started(3)],
+                  [started(1), finished(2)]):  # written again (a replay): nothing changes
+        write_batch(con, batch, driver=backend.driver)
+    con.close()
+    rows = {r["flow_id"]: r for r in ledger_rows(ledger_target)}
     assert set(rows) == {"f1", "f2", "f3"}
     for row in rows.values():
         assert (row["outcome"], row["host"], row["input_tokens"], row["tags"]) == (
@@ -189,14 +196,17 @@ def test_a_finish_written_before_its_start_still_makes_the_whole_row(tmp_path):
         assert row["model_requested"] == "gpt-4o-mini" and row["model"] == "gpt-4o-mini-2024-07-18"
 
 
-def test_text_sqlite_refuses_is_cleaned_not_a_stuck_writer(tmp_path):
-    db = tmp_path / "ledger.db"
+def test_text_the_database_refuses_is_cleaned_not_a_stuck_writer(ledger_target):
+    db = ledger_target
     store = LedgerStore(db, **FAST)
     store.submit(started(0)._replace(user_agent="x\udcff"))  # a User-Agent byte that is not UTF-8
     store.submit(finished(0))
     store.submit(started(1))
-    store.submit(finished(1))
+    store.submit(finished(1)._replace(error="a\x00b"))  # NUL: PostgreSQL's text refuses it
+    store.submit(started(2))
+    store.submit(finished(2))
     store.close()
     rows = ledger_rows(db)
-    assert [r["user_agent"] for r in rows] == ["x\ufffd", "curl/8"]
-    assert store.dropped == 0
+    assert [r["user_agent"] for r in rows] == ["x\ufffd", "curl/8", "curl/8"]
+    assert [r["error"] for r in rows] == [None, "a\ufffdb" if is_postgres(db) else "a\x00b", None]
+    assert [r["outcome"] for r in rows] == ["ok"] * 3 and store.dropped == 0

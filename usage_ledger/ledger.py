@@ -20,6 +20,7 @@ from .call import Call, failure_outcome, flow_tags, recognise_request
 from .inject import include_usage_body
 from .listen import LocalOnly
 from .otel import OtelExport
+from .postgres import redacted, safe_message
 from .pricing import Pricer, PriceFileError
 from .proxy_errors import ProxyCrashWatch
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions, describe
@@ -86,7 +87,8 @@ class UsageLedger:
     def load(self, loader) -> None:
         loader.add_option(
             "ledger_db", str, default_db_path(),
-            "SQLite file of the usage ledger; created with its folder, mode 0600.",
+            "The usage ledger: a SQLite file (created with its folder, mode 0600), or a PostgreSQL "
+            "database's postgresql://user@host/db URL (password from PGPASSWORD or ~/.pgpass; never logged).",
         )
         loader.add_option(
             "ledger_machine", str, socket.gethostname(),
@@ -129,17 +131,17 @@ class UsageLedger:
             else:
                 self.shutdown_grace = grace
         if "ledger_db" in updated:
-            path = ctx.options.ledger_db
+            target = ctx.options.ledger_db
             try:
-                store = LedgerStore(path, pricer=self.pricer, rows_written=self.rows_written)
-            except (OSError, sqlite3.Error) as e:
-                log.error("usage-ledger: ledger_db: cannot open %s: %s", path, e)
+                store = LedgerStore(target, pricer=self.pricer, rows_written=self.rows_written)
+            except (OSError, ValueError, sqlite3.Error) as e:
+                log.error("usage-ledger: ledger_db: cannot open %s: %s", redacted(target), safe_message(str(e), target))
                 return
             old, self.store = self.store, store
             if old is not None:
                 old.close()
             self.no_inject_hosts |= store.hosts_without_stream_options
-            log.info("usage-ledger: writing to %s", path)
+            log.info("usage-ledger: writing to %s", store.name)
 
     def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
         if self.store is not None:

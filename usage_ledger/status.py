@@ -1,5 +1,5 @@
 """The writer's state, for `usage-ledger status`: a small JSON file beside the ledger
-(`<ledger>.status.json`), replaced atomically (write, then rename) by the running proxy's
+(`<ledger>.status.json`; for a PostgreSQL ledger in the default ledger folder, see backend.py), replaced atomically (write, then rename) by the running proxy's
 writer thread within a second of any change, and every 5 s while nothing changes. No IPC: any process that can read the ledger's folder can read
 it, and a file not updated for a while means no proxy is writing.
 
@@ -86,12 +86,14 @@ def _alive(pid: object) -> bool:
     return True
 
 
-def describe_status(db_path: str, journal_bytes: int, now: datetime | None = None) -> tuple[list[str], bool]:
-    """Lines for people about the writer of `db_path`, and whether anything needs attention
-    (records lost, records waiting, or an error now). `journal_bytes` is measured by the caller
-    (the file may outlive the proxy that wrote it)."""
+def describe_status(db_path: str, journal_bytes: int, now: datetime | None = None,
+                    name: str | None = None) -> tuple[list[str], bool]:
+    """Lines for people about the writer of `db_path` (the ledger's local files' base path:
+    backend.Backend.local), and whether anything needs attention (records lost, records
+    waiting, or an error now). `journal_bytes` is measured by the caller (the file may outlive
+    the proxy that wrote it). name: the ledger as shown (default `db_path`)."""
     status = read_status(status_path(db_path))
-    lines = [f"ledger:   {db_path}"]
+    lines = [f"ledger:   {name or db_path}"]
     if status is None:
         lines.append("writer:   no status file (no proxy has written this ledger since it kept one)")
         lines.append(f"journal:  {journal_bytes} bytes waiting" if journal_bytes else "journal:  none")

@@ -1,4 +1,5 @@
-"""The ledger's SQLite file, owned by one writer thread that never throws a record away.
+"""The ledger (a SQLite file or a PostgreSQL database), written by one writer thread that never
+throws a record away.
 
 Proxy hooks call `submit()` with plain records and return at once (a put on an unbounded
 queue: the event loop never waits for the writer). The writer prices finished calls, batches
@@ -6,10 +7,12 @@ records into one transaction every `flush_interval` seconds (or sooner when many
 and drains everything on `close()`.
 
 When the ledger cannot be written (locked by another connection, disk full, read-only,
-missing), the writer keeps the records in memory (up to `max_pending`) and tries again with
-exponential backoff for as long as it takes; when memory is full it spills them to the journal
+missing, its server away), the writer keeps the records in memory (up to `max_pending`) and tries again with
+exponential backoff for as long as it takes (opening a new connection when the old one is
+broken); when memory is full it spills them to the journal
 (journal.py) and replays that into the ledger once it is writable again, or at the next start.
 Only when the journal cannot be written either are records dropped, and counted (status.py).
+What differs between SQLite and PostgreSQL is in backend.py.
 """
 
 from __future__ import annotations
@@ -17,19 +20,17 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from .backend import Backend, connect, default_db_path  # noqa: F401 (connect, default_db_path: imported from here)
 from .journal import Journal, journal_path
-from .migrations import migrate
 from .pricing import Pricer
 from .records import CallEnded, CallFinished, CallStarted, HostRejectsStreamOptions
 from .status import StatusFile, now_utc, status_path
-from .writes import PERMANENT, clean, read_rows, write_batch
+from .writes import clean, read_rows, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -42,53 +43,26 @@ class _UsePricer:
     pricer: Pricer
 
 
-def default_db_path() -> str:
-    """`$USAGE_LEDGER_DB`, else `$XDG_DATA_HOME/usage-ledger/ledger.db`, else ~/.local/share/..."""
-    explicit = os.environ.get("USAGE_LEDGER_DB")
-    if explicit:
-        return explicit
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data_home, "usage-ledger", "ledger.db")
-
-
-def connect(path: str | os.PathLike[str], busy_timeout: float = 10.0) -> sqlite3.Connection:
-    """Open (creating it private, with its folder) and migrate the ledger. Raises OSError or
-    sqlite3.Error when it cannot be opened for writing."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-    con = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
-    try:
-        con.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        migrate(con)
-    except sqlite3.Error:
-        con.close()
-        raise
-    return con
-
-
 class LedgerStore:
-    def __init__(self, path: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 5000,
+    def __init__(self, target: str | os.PathLike[str], flush_interval: float = 0.2, max_batch: int = 5000,
                  pricer: Pricer | None = None, *, max_pending: int = 10_000, backoff: tuple[float, float] = (0.05, 5.0),
                  busy_timeout: float = 1.0, status_interval: float = 1.0,
                  rows_written: list[Callable[[list[dict]], None]] | None = None) -> None:
-        """backoff: the first and the longest wait (s) between attempts on an unwritable ledger;
-        busy_timeout: how long one attempt waits for a lock (s); rows_written: called in the writer
-        thread with the finished rows (dicts of `requests` columns) of each committed batch (the
-        list may change meanwhile). Raises OSError when the ledger neither exists nor can be
-        created (a bad path); any other failure to open it is retried."""
+        """target: a SQLite path or a postgresql:// URL. backoff: the first and the longest wait
+        (s) between attempts on an unwritable ledger; busy_timeout: how long one attempt waits
+        for a lock (s); rows_written: called in the writer thread with the finished rows (dicts
+        of `requests` columns) of each committed batch (the list may change meanwhile). Raises
+        OSError when a SQLite ledger neither exists nor can be created (a bad path), ValueError
+        for a URL that is not one; any other failure to open it (a server away) is retried."""
+        self.backend = backend = Backend(target)
+        self.name = backend.name  # for people: no password in it
         self.rows_written = rows_written if rows_written is not None else []
-        self.path = str(Path(path).expanduser())
         self.flush_interval, self.max_batch, self.max_pending = flush_interval, max_batch, max_pending
         self.backoff, self.busy_timeout, self.status_interval = backoff, busy_timeout, status_interval
         self.pricer = pricer or Pricer()
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.journal = Journal(journal_path(self.path))
-        self.status_file = StatusFile(status_path(self.path))
+        self.journal = Journal(journal_path(backend.local))
+        self.status_file = StatusFile(status_path(backend.local))
         self.pending: list[object] = []  # priced records not yet written, oldest first
         self.dropped_starts: set[str] = set()  # their finishes are dropped too: no row lacks its start
         self.written = self.dropped = self.failed_attempts = 0
@@ -97,18 +71,13 @@ class LedgerStore:
         self.last_error_at: str | None = None
         self.started_at = now_utc()
         self.failing = False
-        self.con: sqlite3.Connection | None = None
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(f"{self.path} is a folder")
-        if not os.path.exists(self.path):
-            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # fail fast on a bad path
+        self.con = None  # a sqlite3 or psycopg connection, or None until one can be opened
         try:
-            self.con = connect(self.path, busy_timeout)
+            self.con = backend.open(busy_timeout)
             self.hosts_without_stream_options = {
                 row[0] for row in self.con.execute("SELECT host FROM hosts_without_stream_options")
             }
-        except (OSError, sqlite3.Error) as e:  # locked, read-only, ...: the writer keeps trying
+        except backend.driver.errors as e:  # locked, read-only, server away, ...: the writer keeps trying
             self._failed(e)
             self.hosts_without_stream_options = set()
         self.thread = threading.Thread(target=self._run, name="usage-ledger-writer", daemon=True)
@@ -156,9 +125,16 @@ class LedgerStore:
             if now >= status_at:
                 self._write_status("retrying" if self.failing and (self.pending or self.journal_bytes) else "ok")
                 status_at = now + self.status_interval
-        if self.con is not None:
-            self.con.close()
+        self._close()
         self._write_status("stopped")
+
+    def _close(self) -> None:
+        if self.con is not None:
+            try:
+                self.con.close()
+            except self.backend.driver.errors:  # a connection already broken is closed all the same
+                pass
+            self.con = None
 
     def _gather(self, wait: float) -> bool:
         """Take records from the queue: the first within `wait` s, then what comes within the
@@ -221,7 +197,7 @@ class LedgerStore:
         """The journal, then the records in memory, into the ledger; False if it failed."""
         try:
             if self.con is None:
-                self.con = connect(self.path, self.busy_timeout)
+                self.con = self.backend.open(self.busy_timeout)
             if self.journal_bytes:
                 for batch in self.journal.batches(self.max_batch):
                     self._write_records(batch, replayed=True)
@@ -234,31 +210,31 @@ class LedgerStore:
                 self._write_records(self.pending)
                 self.written += len(self.pending)
                 self.pending = []
-        except (OSError, sqlite3.Error) as e:
+        except self.backend.driver.errors as e:
             self._failed(e)
-            if self.con is not None and not isinstance(e, sqlite3.OperationalError):
-                self.con.close()  # not only busy: open it afresh next time
-                self.con = None
+            if self.con is not None and not self.backend.still_usable(self.con, e):
+                self._close()  # not only busy: open it afresh next time
             return False
         if self.failing:
-            log.warning("usage-ledger: %s is writable again; every record kept meanwhile is written", self.path)
+            log.warning("usage-ledger: %s is writable again; every record kept meanwhile is written", self.name)
             self.failing = False
         return True
 
     def _write_records(self, records: list, replayed: bool = False) -> None:
-        """One transaction; a record no retry can write (our bug, or text SQLite refuses) is
-        cleaned, else dropped and counted, so it cannot hold up the others forever."""
+        """One transaction; a record no retry can write (our bug, or text the database refuses)
+        is cleaned, else dropped and counted, so it cannot hold up the others forever."""
+        driver = self.backend.driver
         try:
-            write_batch(self.con, records, replayed)
+            write_batch(self.con, records, replayed, driver)
             self._announce(records)
             return
-        except PERMANENT:
+        except driver.permanent:
             log.warning("usage-ledger: a batch could not be written as it is; writing its records one by one")
         for record in records:
             try:
-                write_batch(self.con, [clean(record)], replayed=True)
-            except PERMANENT as e:
-                self._drop(1, f"{type(e).__name__}: {e}")
+                write_batch(self.con, [clean(record, driver.dialect)], True, driver)
+            except driver.permanent as e:
+                self._drop(1, self.backend.message(e, ""))
         self._announce(records)
 
     def _announce(self, records: list) -> None:
@@ -267,8 +243,8 @@ class LedgerStore:
         if not listeners or not flow_ids:
             return
         try:
-            rows = read_rows(self.con, flow_ids)
-        except sqlite3.Error:  # written all the same; only their export is lost
+            rows = read_rows(self.con, flow_ids, self.backend.dialect)
+        except self.backend.driver.errors:  # written all the same; only their export is lost
             log.exception("usage-ledger: could not read back %d written rows", len(flow_ids))
             return
         for listener in listeners:
@@ -289,7 +265,7 @@ class LedgerStore:
         return True
 
     def _failed(self, error: Exception, what: str | None = None) -> None:
-        message = f"{what or self.path}: {type(error).__name__}: {error}"
+        message = self.backend.message(error, what)
         if not self.failing or message != self.last_error:
             log.warning("usage-ledger: cannot write %s; keeping records and trying again", message)
         self.failing = True
@@ -305,7 +281,7 @@ class LedgerStore:
 
     def _write_status(self, state: str) -> None:
         self.status_file.update({
-            "pid": os.getpid(), "ledger": self.path, "started_at": self.started_at,
+            "pid": os.getpid(), "ledger": self.name, "started_at": self.started_at,
             "state": state, "queue": len(self.pending) + self.queue.qsize(),
             "journal_records": self.journal_records, "journal_bytes": self.journal_bytes,
             "written": self.written, "dropped": self.dropped, "failed_attempts": self.failed_attempts,

@@ -12,9 +12,11 @@ journal replayed again) changes nothing:
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
+from functools import cache
 
+from .backend import SQLITE_DRIVER, Driver
+from .dialect import Dialect, transaction
 from .records import CallFinished, CallStarted, HostRejectsStreamOptions, columns
 
 _START = columns(CallStarted)
@@ -26,35 +28,45 @@ _FULL = _FINISH + _START_ONLY  # the records are tuples in their columns' order
 _START_ONLY_SLICE = slice(_START.index(_START_ONLY[0]), _START.index(_START_ONLY[-1]) + 1)
 assert _START[_START_ONLY_SLICE] == _START_ONLY, "CallStarted's own columns must be together"
 
-
-def _upsert(names: list[str], update: list[str]) -> str:
-    sets = ", ".join(f"{n} = excluded.{n}" for n in update)
-    return (f"INSERT INTO requests ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT(flow_id) DO UPDATE SET {sets}")
-
-
-def _insert(names: list[str]) -> str:
-    return f"INSERT INTO requests ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-
-
-FULL_SQL = _upsert(_FULL, [c for c in _FULL if c != "flow_id"])
-START_SQL = _upsert(_START, [c for c in _START_ONLY if c != "flow_id"])
-FINISH_SQL = _upsert(_FINISH, [c for c in _FINISH if c != "flow_id"])
-# New rows are usually new: a plain INSERT is cheaper, and a row already there (a record written
-# before, replayed) makes the whole batch go again as upserts.
-_PLAIN = {FULL_SQL: _insert(_FULL), START_SQL: _insert(_START)}
-# Errors that writing the same records again cannot cure (unlike a lock, a full disk, ...).
-PERMANENT = (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.DataError,
-             ValueError, TypeError)
+# Errors that writing the same SQLite records again cannot cure (unlike a lock, a full disk, ...).
+PERMANENT = SQLITE_DRIVER.permanent
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATES_AND_NUL = re.compile("[\ud800-\udfff\x00]")  # PostgreSQL's text refuses NUL too
 
-HOST_SQL = "INSERT OR IGNORE INTO hosts_without_stream_options (host, learned_at, reason) VALUES (?, ?, ?)"
+
+class Statements:
+    """The writer's SQL in one dialect's placeholders (both servers share the rest)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        p = dialect.param
+
+        def values(names: list[str]) -> str:
+            return f"INSERT INTO requests ({', '.join(names)}) VALUES ({', '.join(p for _ in names)})"
+
+        def upsert(names: list[str], update: list[str]) -> str:
+            sets = ", ".join(f"{n} = excluded.{n}" for n in update)
+            return f"{values(names)} ON CONFLICT(flow_id) DO UPDATE SET {sets}"
+
+        self.full = upsert(_FULL, [c for c in _FULL if c != "flow_id"])
+        self.start = upsert(_START, [c for c in _START_ONLY if c != "flow_id"])
+        self.finish = upsert(_FINISH, [c for c in _FINISH if c != "flow_id"])
+        # New rows are usually new: a plain INSERT is cheaper, and a row already there (a record
+        # written before, replayed) makes the whole batch go again as upserts.
+        self.plain = {self.full: values(_FULL), self.start: values(_START)}
+        self.host = ("INSERT INTO hosts_without_stream_options (host, learned_at, reason) "
+                     f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING")
+        self.param = p
 
 
-def write_batch(con: sqlite3.Connection, records: Iterable[object], replayed: bool = False) -> None:
-    """Write the records in one transaction (all or nothing). Raises sqlite3.Error as SQLite
-    does (locked, read-only, disk full, ...); the caller keeps the records and tries again.
-    `replayed`: the records may be in the ledger already (a journal), so upsert at once."""
+statements = cache(Statements)
+
+
+def write_batch(con, records: Iterable[object], replayed: bool = False, driver: Driver = SQLITE_DRIVER) -> None:
+    """Write the records in one transaction (all or nothing) on a sqlite3 connection, or a
+    psycopg one in autocommit mode (with `driver` its backend's). Raises one of the driver's
+    errors (locked, read-only, disk full, server away, ...); the caller keeps the records and
+    tries again. `replayed`: the records may be in the ledger already (a journal), so upsert at once."""
+    sql = statements(driver.dialect)
     starts: dict[str, CallStarted] = {}
     finishes: dict[str, CallFinished] = {}
     hosts: list[tuple] = []
@@ -71,43 +83,52 @@ def write_batch(con: sqlite3.Connection, records: Iterable[object], replayed: bo
     runs: list[tuple[str, list[tuple]]] = []
     for flow_id, start in starts.items():
         finish = finishes.pop(flow_id, None)
-        sql = START_SQL if finish is None else FULL_SQL
+        statement = sql.start if finish is None else sql.full
         values = start if finish is None else finish + start[_START_ONLY_SLICE]
-        if runs and runs[-1][0] is sql:
+        if runs and runs[-1][0] is statement:
             runs[-1][1].append(values)
         else:
-            runs.append((sql, [values]))
+            runs.append((statement, [values]))
     if finishes:  # their starts are in the ledger already
-        runs.append((FINISH_SQL, list(finishes.values())))
+        runs.append((sql.finish, list(finishes.values())))
     if hosts:
-        runs.append((HOST_SQL, hosts))
+        runs.append((sql.host, hosts))
     if not replayed:
         try:
-            with con:
-                for sql, rows in runs:
-                    con.executemany(_PLAIN.get(sql, sql), rows)
+            _execute(con, driver.dialect, [(sql.plain.get(s, s), rows) for s, rows in runs])
             return
-        except sqlite3.IntegrityError:
+        except driver.duplicate:
             pass
-    with con:
-        for sql, rows in runs:
-            con.executemany(sql, rows)
+    _execute(con, driver.dialect, runs)
 
 
-def read_rows(con: sqlite3.Connection, flow_ids: list[str]) -> list[dict]:
+def _execute(con, dialect: Dialect, runs: list[tuple[str, list[tuple]]]) -> None:
+    cursor = con.cursor()  # psycopg's executemany is a cursor's (pipelined), sqlite3's either's
+    try:
+        with transaction(con, dialect):
+            for statement, rows in runs:
+                cursor.executemany(statement, rows)
+    finally:
+        cursor.close()
+
+
+def read_rows(con, flow_ids: list[str], dialect: Dialect = SQLITE_DRIVER.dialect) -> list[dict]:
     """The rows of these calls as they are now, as dicts of `requests` columns."""
+    p = dialect.param
     rows: list[dict] = []
     for i in range(0, len(flow_ids), 500):  # well under SQLite's limit on bound parameters
         chunk = flow_ids[i:i + 500]
-        cursor = con.execute(f"SELECT * FROM requests WHERE flow_id IN ({', '.join('?' for _ in chunk)})", chunk)
+        cursor = con.execute(f"SELECT * FROM requests WHERE flow_id IN ({', '.join(p for _ in chunk)})", chunk)
         names = [d[0] for d in cursor.description]
         rows += [dict(zip(names, values)) for values in cursor]
     return rows
 
 
-def clean(record: tuple) -> tuple:
-    """The record with text SQLite cannot store replaced by U+FFFD: lone surrogates, which is how
-    mitmproxy hands over header bytes that are not UTF-8 (a User-Agent, say)."""
-    changes = {name: _SURROGATES.sub("\ufffd", v) for name, v in zip(record._fields, record)
-               if isinstance(v, str) and _SURROGATES.search(v)}
+def clean(record: tuple, dialect: Dialect = SQLITE_DRIVER.dialect) -> tuple:
+    """The record with text the database cannot store replaced by U+FFFD: lone surrogates, which
+    is how mitmproxy hands over header bytes that are not UTF-8 (a User-Agent, say), and for
+    PostgreSQL also NUL characters (its text type refuses them; SQLite keeps them)."""
+    bad = _SURROGATES if dialect is SQLITE_DRIVER.dialect else _SURROGATES_AND_NUL
+    changes = {name: bad.sub("\ufffd", v) for name, v in zip(record._fields, record)
+               if isinstance(v, str) and bad.search(v)}
     return record._replace(**changes) if changes else record
