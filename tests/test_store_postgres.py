@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from usage_ledger.postgres import local_name, redacted
 from usage_ledger.status import read_status, status_path
 from usage_ledger.store import LedgerStore
 
-from .targets import ledger_rows
+from .targets import ledger_rows, open_target
 from .test_store import finished, started
 from .test_store_faults import FAST, assert_complete, until
 
@@ -82,3 +83,20 @@ def test_a_url_libpq_cannot_read_is_refused_without_its_password(secret_url):
     with pytest.raises(ValueError) as refused:
         LedgerStore(secret_url + "?no_such_option=1")
     assert "no_such_option" in str(refused.value) and SECRET not in str(refused.value)
+
+
+def test_a_user_that_may_only_read_and_write_writes_a_database_migrated_already(pg_server, secret_url):
+    LedgerStore(secret_url).close()  # migrated by a user that may create tables
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    con = open_target(secret_url)
+    try:  # PostgreSQL 15's default: nobody else may create in `public`
+        con.execute(f"CREATE ROLE {role} LOGIN")
+        con.execute(f"GRANT SELECT, INSERT, UPDATE ON requests, hosts_without_stream_options, _ledger_migrations TO {role}")
+    finally:
+        con.close()
+    store = LedgerStore(secret_url.replace("ledger:", f"{role}:"))
+    store.submit(started(1))
+    store.submit(finished(1))
+    store.close()
+    assert (store.last_error, store.written, store.dropped) == (None, 2, 0)
+    assert [(r["flow_id"], r["outcome"]) for r in ledger_rows(secret_url)] == [("f1", "ok")]

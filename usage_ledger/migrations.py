@@ -103,10 +103,14 @@ def migrate(con, dialect: Dialect = SQLITE) -> list[int]:
 
 
 def _apply(con, dialect: Dialect, each) -> list[int]:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS _ledger_migrations "
-        "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
+    # PostgreSQL checks the right to create in the schema even for CREATE TABLE IF NOT EXISTS of
+    # a table that exists: a proxy whose user may only read and write (the rule on `public`
+    # since PostgreSQL 15) must not run it on a database migrated already.
+    if dialect is SQLITE or con.execute("SELECT to_regclass('_ledger_migrations')").fetchone()[0] is None:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _ledger_migrations "
+            "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
     done = {row[0] for row in con.execute("SELECT id FROM _ledger_migrations").fetchall()}
     p = dialect.param
     applied = []
