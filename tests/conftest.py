@@ -22,6 +22,19 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of each mitmdump log under its tmp_path: a failure on a busy
+    CI machine is then explained by what the proxy said, without running it again."""
+    report = yield
+    tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(tmp, Path):
+        for log in sorted(tmp.rglob("mitmdump*.log")):
+            text = log.read_text(errors="replace")
+            report.sections.append((f"mitmdump log {log.relative_to(tmp)} (last 4000 characters)", text[-4000:]))
+    return report
+
+
 @pytest.fixture(scope="module")
 def standin():
     """The stand-in LLM provider on loopback (tests/standin.py), one per test module."""
