@@ -21,15 +21,18 @@ class Load:
 
     whole: the numbers of calls whose client got the whole stream (200, ending `[DONE]`), in the
     order they ended; failed: number -> what the client got instead. A client stops at its
-    first failure (a stopped proxy refuses every later call)."""
+    first failure (a stopped proxy refuses every later call). first_client: the first client's
+    n, so that loads through several proxies number their calls apart."""
 
-    def __init__(self, proxy: Proxy, standin_url: str, clients: int = 4, per_client: int = 100_000) -> None:
+    def __init__(self, proxy: Proxy, standin_url: str, clients: int = 4, per_client: int = 100_000,
+                 first_client: int = 0) -> None:
         self.proxy, self.standin_url, self.per_client = proxy, standin_url, per_client
         self.whole: list[int] = []
         self.failed: dict[int, str] = {}
         self.started: set[int] = set()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(clients)]
+        self._threads = [threading.Thread(target=self._client, args=(n,), daemon=True)
+                         for n in range(first_client, first_client + clients)]
         for t in self._threads:
             t.start()
 
