@@ -28,7 +28,8 @@ a synthesized reply in its API's format, with usage unique to the call (for real
 Streams go out chunked, in small pieces. Every request is kept in `requests` for assertions.
 
 A request with `Upgrade: websocket` is served OpenAI Responses over WebSocket (standin_ws.py),
-or refused with 426 while `refuse_websocket` is set. A request body with a Content-Encoding
+or a Realtime session when its path ends in `/realtime` (standin_realtime.py), or refused with
+426 while `refuse_websocket` is set. A request body with a Content-Encoding
 (Codex sends zstd) is decoded before it is answered.
 `StandIn(tls=True)` serves TLS with a self-signed certificate (a proxy in front of it then needs
 `ssl_insecure`), for clients that address `https://` / `wss://` hosts through a redirecting proxy.
@@ -56,6 +57,7 @@ except ImportError:
     from backports import zstd  # type: ignore[no-redef]
 
 from .cases import load_own_cases
+from .standin_realtime import RealtimeSession, is_realtime
 from .standin_ws import serve_websocket
 from .synth import Synth
 
@@ -194,6 +196,9 @@ class StandIn:
                 if headers.get("upgrade", "").lower() == "websocket" and self.refuse_websocket:
                     self.send(writer, 426, "application/json", b'{"error":{"message":"no WebSocket here"}}')
                     continue
+                if headers.get("upgrade", "").lower() == "websocket" and is_realtime(target):
+                    await serve_websocket(reader, writer, head, self.ws_messages, session=RealtimeSession(target))
+                    break
                 if headers.get("upgrade", "").lower() == "websocket":
                     answer = self.synth.websocket(headers.get("host", "")) if self.agents else None
                     await serve_websocket(reader, writer, head, self.ws_messages, answer)

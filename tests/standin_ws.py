@@ -44,10 +44,13 @@ def response_object(number: int, model: str, status: str, usage: dict | None) ->
 
 
 async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
-                          kept: list, answer=None) -> None:
+                          kept: list, answer=None, session=None) -> None:
     """Speak WebSocket on a connection whose upgrade request (`head`, through its blank line)
     has been read; returns when the connection ends. `answer(message)`, when given, returns the
-    server events for each response.create instead (tests/synth.py's, for real agents)."""
+    server events for each response.create instead (tests/synth.py's, for real agents).
+    `session`, when given, speaks another protocol (standin_realtime.py): its `greeting` events
+    go out once the connection is accepted, and `await session.on_message(message, send_json,
+    writer)` answers every client message (False once the connection is to be dropped)."""
     ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     ws.receive_data(head)
     number = 0
@@ -65,8 +68,12 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         for event in ws.events():
             if isinstance(event, ev.Request):
                 # permessage-deflate when offered, as OpenAI's servers and Codex use it
-                await send(ev.AcceptConnection(extensions=[PerMessageDeflate()],
+                # Realtime's subprotocol when offered (browsers send their key beside it)
+                chosen = "realtime" if "realtime" in event.subprotocols else None
+                await send(ev.AcceptConnection(extensions=[PerMessageDeflate()], subprotocol=chosen,
                                                extra_headers=[(b"x-standin", b"responses-websocket")]))
+                for greeting in session.greeting if session is not None else ():
+                    await send_json(greeting)
             elif isinstance(event, ev.Ping):
                 await send(event.response())
             elif isinstance(event, ev.CloseConnection):
@@ -79,6 +86,10 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                     continue
                 message, text = json.loads(text), ""
                 kept.append(message)
+                if session is not None:
+                    if not await session.on_message(message, send_json, writer):
+                        return
+                    continue
                 if message.get("type") != "response.create":
                     continue
                 number += 1

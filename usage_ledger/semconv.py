@@ -17,6 +17,7 @@ from typing import Any
 OPERATIONS = {
     "openai-chat": "chat",
     "openai-responses": "chat",
+    "openai-realtime": "chat",
     "anthropic-messages": "chat",
     "ollama": "chat",
     "openai-completions": "text_completion",

@@ -1,8 +1,9 @@
-"""Calls made over WebSocket: OpenAI Responses (Codex), one row per `response.create`.
+"""Calls made over WebSocket: OpenAI Responses (Codex), one row per `response.create`, and
+OpenAI Realtime sessions, one row per response.
 
-mitmproxy's WebSocket hooks, over the pure parser in apis/openai_responses_ws.py. Messages are
-only read, never changed, delayed or reordered: mitmproxy forwards a message once its
-`websocket_message` hooks have returned, and these return at once.
+mitmproxy's WebSocket hooks, over the pure parsers in apis/openai_responses_ws.py and
+apis/openai_realtime.py. Messages are only read, never changed, delayed or reordered: mitmproxy
+forwards a message once its `websocket_message` hooks have returned, and these return at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from mitmproxy import ctx, http
 from mitmproxy.websocket import WebSocketMessage
 
+from .apis.openai_realtime import API as REALTIME
+from .apis.openai_realtime import RealtimeSocket, is_realtime_websocket, requested_model, subprotocol_key
 from .apis.openai_responses_ws import ResponsesSocket, WsResponse, is_responses_websocket
 from .attribution import credential, fingerprint, scrub
 from .call import failure_outcome, flow_tags, iso_utc, request_columns
@@ -26,13 +29,15 @@ log = logging.getLogger(__name__)
 
 API = "openai-responses"
 STARTED = "usage_ledger_ws_started"
-"""flow.metadata: the WsResponse the latest client message started, for the budgets' gate."""
+"""flow.metadata: the WsResponse the latest client message started, for the budgets' gate
+(Responses only: the gate answers a refusal in the Responses' shape)."""
 
 
 @dataclass
 class Connection:
     flow: http.HTTPFlow
-    socket: ResponsesSocket
+    socket: ResponsesSocket | RealtimeSocket
+    api: str
     provider: str
     secret: str | None
 
@@ -61,11 +66,19 @@ class WebSocketCalls:
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         request = flow.request
-        if not is_responses_websocket(request.method, request.path.partition("?")[0]):
+        path, _, query = request.path.partition("?")
+        socket: ResponsesSocket | RealtimeSocket
+        if is_responses_websocket(request.method, path):
+            socket, api = ResponsesSocket(), API
+        elif is_realtime_websocket(request.method, path):
+            socket, api = RealtimeSocket(requested_model(query)), REALTIME
+        else:
             return
+        secret = credential(request.headers, query)
+        if secret is None and api == REALTIME:
+            secret = subprotocol_key(request.headers.get("sec-websocket-protocol", ""))
         self.connections[flow.id] = Connection(
-            flow, ResponsesSocket(), provider_for(request.pretty_host, request.port, API),
-            credential(request.headers, request.path.partition("?")[2]))
+            flow, socket, api, provider_for(request.pretty_host, request.port, api), secret)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         connection = self.connections.get(flow.id)
@@ -87,14 +100,18 @@ class WebSocketCalls:
             return
         socket = connection.socket
         if message.from_client:
-            started = socket.client_message(message.content, message.timestamp)
-            if started is not None:
-                self.submit(self.started_record(flow, connection, started))
-                flow.metadata[STARTED] = started
+            response = socket.client_message(message.content, message.timestamp)
+            if response is not None and connection.api == API:
+                flow.metadata[STARTED] = response
         else:
-            ended = socket.server_message(message.content, message.timestamp)
-            if ended is not None:
-                self.submit(self.ended_record(flow, connection, ended))
+            response = socket.server_message(message.content, message.timestamp)
+        if response is None:
+            return
+        if not response.announced:  # a client's request, or a response the server began itself
+            response.announced = True
+            self.submit(self.started_record(flow, connection, response))
+        if response.ended:
+            self.submit(self.ended_record(flow, connection, response))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         connection = self.connections.pop(flow.id, None)
@@ -154,7 +171,7 @@ class WebSocketCalls:
             flow_id=self.row_id(flow.id, response), stream=1, usage_injected=0,
             started_at=iso_utc(response.created_at),
             **request_columns(flow),
-            provider=connection.provider, api=API,
+            provider=connection.provider, api=connection.api,
             model_requested=response.model_requested,
             tags=flow_tags(flow),
             api_key_id=fingerprint(connection.secret),
@@ -183,7 +200,7 @@ class WebSocketCalls:
             service_tier=tracker.service_tier,
             error=scrub(error, connection.secret),
         )
-        return CallEnded(row, provider=connection.provider, api=API, usage=usage,
+        return CallEnded(row, provider=connection.provider, api=connection.api, usage=usage,
                          when=datetime.fromtimestamp(response.created_at, UTC),
                          service_tier=tracker.service_tier, then=self.then_for(row.flow_id))
 

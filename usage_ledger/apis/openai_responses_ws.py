@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import error_message
+from .base import Tracker, error_message
 from .openai_responses import TERMINAL_EVENTS, ResponsesTracker
 
 PATHS = re.compile(r"/responses$")
@@ -46,12 +46,14 @@ class WsResponse:
     """When the client sent its response.create (UNIX seconds)."""
     model_requested: str | None
     warmup: bool
-    tracker: ResponsesTracker
+    tracker: Tracker
     response_id: str | None = None
     first_event_at: float | None = None
     ended_at: float | None = None
     status_code: int | None = None
     """The HTTP status an `error` event names (Codex's wrapped 429s, 401s), else None."""
+    announced: bool = False
+    """Its row has been started (the proxy's own mark: websocket.py)."""
 
     @property
     def ended(self) -> bool:
@@ -69,7 +71,7 @@ class ResponsesSocket:
         """A client text message: the new response when it is a `response.create`."""
         if _CREATE.search(content) is None:
             return None
-        body = _object(content)
+        body = json_object(content)
         if body is None or body.get("type") != "response.create":
             return None
         self.created += 1
@@ -87,7 +89,7 @@ class ResponsesSocket:
             self.open[0].first_event_at = at
         if _MATTERS.search(content) is None:
             return None
-        event = _object(content)
+        event = json_object(content)
         kind = event.get("type") if event is not None else None
         if kind != "response.created" and kind not in TERMINAL_EVENTS:
             return None
@@ -125,7 +127,8 @@ class ResponsesSocket:
         return self.open[0] if self.open else None
 
 
-def _object(content: bytes) -> dict[str, Any] | None:
+def json_object(content: bytes) -> dict[str, Any] | None:
+    """A message's JSON object, or None when it is not one."""
     try:
         obj = json.loads(content)
     except (ValueError, RecursionError):

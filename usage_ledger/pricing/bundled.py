@@ -88,6 +88,14 @@ def genai_usage_values(api: str, usage: Usage) -> dict[str, int]:
     elif api in ("openai-chat", "openai-completions"):
         values["input_audio_tokens"] = count(raw, "prompt_tokens_details", "audio_tokens") or 0
         values["output_audio_tokens"] = count(raw, "completion_tokens_details", "audio_tokens") or 0
+    elif api == "openai-realtime":
+        # Each modality's count includes its cached part, as genai-prices reads them.
+        details = raw.get("input_token_details")
+        values["input_audio_tokens"] = count(details, "audio_tokens") or 0
+        values["cache_audio_read_tokens"] = count(details, "cached_tokens_details", "audio_tokens") or 0
+        values["input_image_tokens"] = count(details, "image_tokens") or 0
+        values["cache_image_read_tokens"] = count(details, "cached_tokens_details", "image_tokens") or 0
+        values["output_audio_tokens"] = count(raw, "output_token_details", "audio_tokens") or 0
     elif api == "openai-images":
         values["input_image_tokens"] = count(raw, "input_tokens_details", "image_tokens") or 0
     elif api == "openai-transcriptions":
