@@ -9,11 +9,17 @@ from urllib.parse import parse_qsl
 from mitmproxy.http import Headers
 
 TAG_PREFIX = "x-ledger-tag-"
+_TAG_PREFIX_BYTES = TAG_PREFIX.encode()
+_TAG_PREFIX_LEN = len(TAG_PREFIX)
 _KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
 
 
 def take_tags(headers: Headers) -> str | None:
     """Remove `X-Ledger-Tag-<Name>: <value>` headers; their tags as a JSON object, or None."""
+    # Nearly no request has one: a look at the raw names (bytes) spares decoding them all.
+    prefix = _TAG_PREFIX_BYTES
+    if not any(name[:_TAG_PREFIX_LEN].lower() == prefix for name, _ in headers.fields):
+        return None
     tags: dict[str, str] = {}
     for name in [n for n in headers.keys() if n.lower().startswith(TAG_PREFIX)]:
         tag = name[len(TAG_PREFIX):].lower()

@@ -12,11 +12,11 @@ from functools import partial
 from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
-from mitmproxy.hooks import UpdateHook
 
 from .background import BackgroundResponses
 from .budgets.addon import Budgets
 from .call import Call, failure_outcome, flow_tags, recognise_request
+from .comments import CostComments
 from .inject import include_usage_body
 from .listen import LocalOnly
 from .otel import OtelExport
@@ -60,6 +60,7 @@ class UsageLedger:
                        WebColumns()]
         self.crash_watch = ProxyCrashWatch(self.proxy_crashed)
         self.background = BackgroundResponses()
+        self.comments = CostComments()
         self.shutdown_grace = 5.0
         self.all_ended: asyncio.Event | None = None
         """Set while mitmproxy stops, once no call is in flight (or a second signal says: now)."""
@@ -227,7 +228,7 @@ class UsageLedger:
             # Shown in mitmweb and the console's flow list: the tokens now, the cost once the
             # writer thread has priced the call (pricing is kept off the event loop).
             flow.comment = describe(ended.row, priced=False)
-            then = self.budgets.priced_then(ended.row.flow_id, _show_cost_later(flow))
+            then = self.budgets.priced_then(ended.row.flow_id, self.comments.then(flow))
             self.submit(replace(ended, then=then))
         self.background.remember(call)
         if not self.calls and self.all_ended is not None:
@@ -278,26 +279,3 @@ class UsageLedger:
             self.store.close()
             self.store = None
 
-
-def _show_cost_later(flow: http.HTTPFlow):
-    """A callback for the writer thread that puts the priced row's line on the flow, on the
-    event loop (flows belong to it), and tells mitmweb the flow changed."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-    def show(record: CallFinished) -> None:
-        flow.comment = describe(record)
-        try:
-            ctx.master.addons.trigger(UpdateHook([flow]))
-        except Exception:  # no master any more (shutting down): the comment is set anyway
-            pass
-
-    def then(record: CallFinished) -> None:
-        try:
-            loop.call_soon_threadsafe(show, record)
-        except RuntimeError:  # the loop has closed: nobody is looking at the flow any more
-            pass
-
-    return then
