@@ -57,6 +57,25 @@ class UsageChunkFilter:
         `b""` says the stream has ended."""
         if not data:
             return self.finish()
+        if not self.cr_seen:  # LF line ends so far, as nearly every server sends: the short way
+            tail = self.tail
+            if tail:
+                buf, start = tail + data, len(tail) - 1  # a blank line may straddle the joint
+            else:
+                buf, start = data, 0
+            end = buf.rfind(b"\n\n", start)
+            if buf.find(b"\r", end + 2 if end >= 0 else start) < 0:  # still no CR: nothing else to look for
+                if end < 0:
+                    self.tail = buf
+                    return []
+                end += 2
+                if end == len(buf):
+                    region, self.tail = buf, b""
+                else:
+                    region, self.tail = buf[:end], buf[end:]
+                if _MAYBE_EMPTY_ARRAY.search(region) is not None:
+                    region = self.filtered(region)
+                return [region] if region else []
         lead = b""
         if self.after_cr:  # the last region ended in CR: an LF now completes its blank line
             if data[:1] == b"\n":
@@ -87,12 +106,17 @@ class UsageChunkFilter:
         self.tail = buf[end:]
         self.after_cr = buf[end - 1] == 0x0D
         if _MAYBE_EMPTY_ARRAY.search(region) is not None:
-            try:
-                region = self.without_usage_chunk(region)
-            except Exception:  # our bug must cost the client nothing: pass the region on whole
-                log.exception("usage-ledger: could not filter a stream; passing it on as it came")
+            region = self.filtered(region)
         out = lead + region if lead else region
         return [out] if out else []
+
+    def filtered(self, region: bytes) -> bytes:
+        """A region of whole events that may hold the usage chunk, without it."""
+        try:
+            return self.without_usage_chunk(region)
+        except Exception:  # our bug must cost the client nothing: pass the region on whole
+            log.exception("usage-ledger: could not filter a stream; passing it on as it came")
+            return region
 
     def finish(self) -> list[bytes]:
         rest, self.tail = self.tail, b""

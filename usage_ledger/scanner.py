@@ -32,6 +32,8 @@ class StreamScanner:
         self.problem: str | None = None
         self.head = b""
         self.framer = None
+        self.framing_may_fail = False
+        """An EventStreamFramer: its `problem` is looked at after every chunk."""
         self.closed = False
         try:
             self.decode = decoder_for(content_encoding)
@@ -46,10 +48,16 @@ class StreamScanner:
     def feed(self, data: bytes) -> None:
         if self.problem or self.closed or not data:
             return
-        if self.decode is None:
+        if self.decode is not None:
+            self._decode_and_take(data)
+            return
+        framer = self.framer
+        if framer is None or self.framing_may_fail:
             self._take(data)
             return
-        self._decode_and_take(data)
+        frames = framer.feed(data)  # _take's common case, one call less per chunk
+        if frames:
+            self._deliver(frames)
 
     def _decode_and_take(self, data: bytes) -> None:
         try:
@@ -75,6 +83,7 @@ class StreamScanner:
     def _start(self, first: bytes) -> None:
         if _EVENT_STREAM in self.content_type.lower():
             self.framer = EventStreamFramer(self.tracker.interesting, self.max_frame)
+            self.framing_may_fail = True
             return
         self.framer = framer_for(self.content_type, first, self.tracker.interesting, self.max_frame)
 
