@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_FLOOR_MS = 100  # a PostgreSQL lock wait shorter than this would fail on any busy table
 STATEMENT_TIMEOUT_MS = 60_000  # a write that hangs this long (a stuck server) is given up and tried again
+# A server that stops answering (the network gone) must not hold the writer thread for the
+# minutes TCP would wait: libpq gives up on unacknowledged data after tcp_user_timeout (ms) and
+# on an idle connection after the keepalives fail. Settings the URL names win.
+_PG_LIVENESS = {"tcp_user_timeout": 30_000, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                "keepalives_count": 3}
 
 
 def data_folder() -> str:
@@ -143,7 +148,11 @@ class Backend:
         `driver.errors`."""
         if self.dialect is SQLITE:
             return connect(self.target, busy_timeout)
-        con = postgres.connect(self.target, autocommit=True)  # transactions are explicit
+        import psycopg
+
+        named = psycopg.conninfo.conninfo_to_dict(self.target)
+        liveness = {k: v for k, v in _PG_LIVENESS.items() if k not in named}
+        con = postgres.connect(self.target, autocommit=True, **liveness)  # transactions are explicit
         try:
             migrate(con, POSTGRES)
             lock_ms = max(LOCK_TIMEOUT_FLOOR_MS, int(busy_timeout * 1000))
