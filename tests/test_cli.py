@@ -22,8 +22,8 @@ from pathlib import Path
 from usage_ledger.cli.env import pem_blocks, system_ca_file
 from usage_ledger.store import connect
 
+from .ledgers import add, execute, open_ledger, ts
 from .standin import StandIn
-from .test_report import add, ts
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = os.environ.get("UV") or shutil.which("uv")
@@ -267,14 +267,14 @@ def wait_for(path: Path, text: str, timeout: float = 60) -> str:
     raise AssertionError(f"{text!r} never appeared in:\n{path.read_text()}")
 
 
-def test_tail_prints_calls_as_they_end_and_exits_0_on_ctrl_c(tmp_path):
-    db = tmp_path / "l.db"
-    con = connect(db)
+def test_tail_prints_calls_as_they_end_and_exits_0_on_ctrl_c(tmp_path, ledger_target):
+    db = ledger_target
+    con = open_ledger(db)
     add(con, started_at=ts(datetime.now(UTC) - timedelta(minutes=5)), provider="openai", model="old-model",
         user_agent="curl/8.5.0", input_tokens=1, output_tokens=2)
     out = tmp_path / "tail.out"
     with out.open("w") as stdout:
-        proc = subprocess.Popen([sys.executable, "-m", "usage_ledger.cli", "tail", "--db", str(db), "--interval", "0.1"],
+        proc = subprocess.Popen([sys.executable, "-m", "usage_ledger.cli", "tail", "--db", db, "--interval", "0.1"],
                                 cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(out, "openai/old-model")
@@ -287,8 +287,7 @@ def test_tail_prints_calls_as_they_end_and_exits_0_on_ctrl_c(tmp_path):
         line = content.splitlines()[-1]
         assert "openai-python/1.51" in line and "1,234 in" in line and "56 out" in line
         assert "$0.0123" in line and line.endswith("ok")
-        con.execute("UPDATE requests SET outcome = 'http_error', status_code = 529 WHERE flow_id = 'slow'")
-        con.commit()
+        execute(con, "UPDATE requests SET outcome = 'http_error', status_code = 529 WHERE flow_id = 'slow'")
         content = wait_for(out, "anthropic/claude-sonnet-4-5")
         assert content.splitlines()[-1].endswith("http_error 529")
         assert content.count("gpt-4o ") == 1 and content.count("old-model") == 1

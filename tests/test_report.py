@@ -7,34 +7,18 @@ import csv
 import io
 import json
 import re
-import sqlite3
 import struct
 import subprocess
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
 from usage_ledger import report
 from usage_ledger.cli import main
-from usage_ledger.store import connect
-
-NOW = datetime.now(UTC)
-
-
-def ts(moment: datetime) -> str:
-    return report.iso_utc(moment)
-
-
-def add(con: sqlite3.Connection, **cols) -> None:
-    cols.setdefault("flow_id", uuid4().hex)
-    cols.setdefault("started_at", ts(NOW - timedelta(hours=1)))
-    cols.setdefault("outcome", "ok")
-    names = ", ".join(cols)
-    con.execute(f"INSERT INTO requests ({names}) VALUES ({', '.join('?' * len(cols))})", list(cols.values()))
-    con.commit()
+from usage_ledger.dialect import dialect_for
+from .ledgers import NOW, add, fill, select, ts  # noqa: F401  (add, ts: imported by other tests from here)
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -43,42 +27,45 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    """A mixed ledger: priced and unpriced models, a pending call, an error, NULL tokens."""
-    path = tmp_path / "l.db"
-    con = connect(path)
+def mixed_rows() -> list[dict]:
+    """Priced and unpriced models, a pending call, an error, NULL tokens, tags."""
     day1 = ts(NOW - timedelta(days=2))
     day2 = ts(NOW - timedelta(days=1))
-    add(con, started_at=day1, provider="openai", model="gpt-4o", input_tokens=1_200_000,
-        cached_input_tokens=200_000, output_tokens=3_000, reasoning_tokens=100, cost_usd=3.5,
-        tags='{"team": "search", "cost-center": "42"}', user_agent="OpenAI/Python 1.51.0")
-    add(con, started_at=day2, provider="openai", model="gpt-4o", input_tokens=800, output_tokens=20,
-        cost_usd=0.0021, tags='{"team": "search"}')
-    add(con, started_at=day2, provider="openai", model="gpt-4o", input_tokens=10, output_tokens=None,
-        cost_usd=None, outcome="http_error", status_code=429, tags='{"team": "ads"}')
-    add(con, started_at=day2, provider="ollama", model="llama3.2", host="localhost:11434",
-        input_tokens=50, output_tokens=60, cost_usd=None)
-    add(con, started_at=day2, provider="anthropic", model="claude-sonnet-4-5", outcome="pending")
-    add(con, started_at=day2, provider="anthropic", model="claude-sonnet-4-5", input_tokens=5000,
-        cache_write_tokens=4000, output_tokens=7, cost_usd=0.0)
-    con.close()
-    return path
+    return [
+        dict(started_at=day1, provider="openai", model="gpt-4o", input_tokens=1_200_000,
+             cached_input_tokens=200_000, output_tokens=3_000, reasoning_tokens=100, cost_usd=3.5,
+             tags='{"team": "search", "cost-center": "42"}', user_agent="OpenAI/Python 1.51.0"),
+        dict(started_at=day2, provider="openai", model="gpt-4o", input_tokens=800, output_tokens=20,
+             cost_usd=0.0021, tags='{"team": "search"}'),
+        dict(started_at=day2, provider="openai", model="gpt-4o", input_tokens=10, output_tokens=None,
+             cost_usd=None, outcome="http_error", status_code=429, tags='{"team": "ads"}'),
+        dict(started_at=day2, provider="ollama", model="llama3.2", host="localhost:11434",
+             input_tokens=50, output_tokens=60, cost_usd=None),
+        dict(started_at=day2, provider="anthropic", model="claude-sonnet-4-5", outcome="pending"),
+        dict(started_at=day2, provider="anthropic", model="claude-sonnet-4-5", input_tokens=5000,
+             cache_write_tokens=4000, output_tokens=7, cost_usd=0.0),
+    ]
 
 
-def sql_groups(path: Path, expr: str, params: tuple = ()) -> dict:
-    con = sqlite3.connect(path)
-    rows = con.execute(
+@pytest.fixture
+def ledger(ledger_target: str) -> str:
+    """The mixed ledger, once as a SQLite file and once as a PostgreSQL database."""
+    return fill(ledger_target, mixed_rows())
+
+
+def sql_groups(target: str, by: str) -> dict:
+    """The groups by plain SQL on the ledger's own server (the group key in its dialect's words)."""
+    expr, params = report.parse_group_by(by).sql(dialect_for(target))
+    rows = select(target,
         f"SELECT {expr} AS k, count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
-        f"sum(output_tokens), sum(reasoning_tokens), sum(cost_usd) FROM requests GROUP BY k", params
-    ).fetchall()
+        f"sum(output_tokens), sum(reasoning_tokens), sum(cost_usd) FROM requests GROUP BY 1", params)
     # Costs as a user checks them: to 10 significant digits (docs/ledger.md, "Reports").
     return {r[0]: dict(zip(report.FIELDS, [*r[1:-1], None if r[-1] is None else float(f"{r[-1]:.10g}")]))
             for r in rows}
 
 
 def test_json_by_model_equals_the_sql_group_by(ledger, capsys):
-    code, out, err = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "json")
+    code, out, err = cli(capsys, "report", "--db", ledger, "--by", "model", "--format", "json")
     assert code == 0 and err == ""
     data = json.loads(out)
     assert all(list(d) == ["model", *report.FIELDS, "unpriced_calls"] for d in data)
@@ -93,34 +80,30 @@ def test_json_by_model_equals_the_sql_group_by(ledger, capsys):
     assert by_model["claude-sonnet-4-5"]["unpriced_calls"] == 1  # the pending row
 
 
-def test_costs_are_rounded_to_ten_significant_digits_in_json_and_csv(tmp_path, capsys):
-    db = tmp_path / "noise.db"
-    con = connect(db)
-    for cost in (0.0108207, 0.0108207):  # sums to 0.021641399999999998 in binary floating point
-        add(con, model="m", cost_usd=cost, input_tokens=1, output_tokens=1)
-    con.commit()
-    con.close()
-    code, out, _ = cli(capsys, "report", "--db", str(db), "--by", "model", "--format", "json")
+def test_costs_are_rounded_to_ten_significant_digits_in_json_and_csv(ledger_target, capsys):
+    # 0.0108207 twice sums to 0.021641399999999998 in binary floating point
+    db = fill(ledger_target, [dict(model="m", cost_usd=0.0108207, input_tokens=1, output_tokens=1)] * 2)
+    code, out, _ = cli(capsys, "report", "--db", db, "--by", "model", "--format", "json")
     assert code == 0 and '"cost_usd": 0.0216414,' in out and json.loads(out)[0]["unpriced_calls"] == 0
-    code, out, _ = cli(capsys, "report", "--db", str(db), "--by", "model", "--format", "csv")
+    code, out, _ = cli(capsys, "report", "--db", db, "--by", "model", "--format", "csv")
     assert out.splitlines()[1].split(",")[-2:] == ["0.0216414", "0"]
 
 
 def test_since_later_than_until_is_an_error(ledger, capsys):
-    code, out, err = cli(capsys, "report", "--db", str(ledger), "--since", "2026-11-05", "--until", "2026-11-01")
+    code, out, err = cli(capsys, "report", "--db", ledger, "--since", "2026-11-05", "--until", "2026-11-01")
     assert code == 2 and out == "" and "later than --until" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("by", ["day", "week", "month", "provider", "api", "host", "user_agent"])
 def test_every_group_key_matches_sql(ledger, capsys, by):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", by, "--format", "json")
+    code, out, _ = cli(capsys, "report", "--db", ledger, "--by", by, "--format", "json")
     assert code == 0
-    expected = sql_groups(ledger, report.GROUP_EXPRESSIONS[by])
+    expected = sql_groups(ledger, by)
     assert {d[by]: {k: d[k] for k in report.FIELDS} for d in json.loads(out)} == expected
 
 
 def test_csv_has_the_same_fields(ledger, capsys):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "model", "--format", "csv")
+    code, out, _ = cli(capsys, "report", "--db", ledger, "--by", "model", "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == ["model", *report.FIELDS, "unpriced_calls"]
@@ -129,7 +112,7 @@ def test_csv_has_the_same_fields(ledger, capsys):
 
 
 def test_day_table_is_aligned_with_totals_and_marks_unpriced(ledger, capsys):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger))
+    code, out, _ = cli(capsys, "report", "--db", ledger)
     assert code == 0
     lines = out.splitlines()
     table = lines[: lines.index("")] if "" in lines else lines
@@ -150,42 +133,39 @@ def test_day_table_is_aligned_with_totals_and_marks_unpriced(ledger, capsys):
 
 
 def test_null_cost_is_a_dash_not_zero(ledger, capsys):
-    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "model")
+    _, out, _ = cli(capsys, "report", "--db", ledger, "--by", "model")
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert rows["llama3.2"].split()[-1] == "-"
     assert rows["claude-sonnet-4-5"].split()[-1] == "$0.00*"  # priced at $0, plus a pending call
 
 
 def test_tag_grouping(ledger, capsys):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:team", "--format", "json")
+    code, out, _ = cli(capsys, "report", "--db", ledger, "--by", "tag:team", "--format", "json")
     assert code == 0
     groups = {d["tag:team"]: d for d in json.loads(out)}
     assert set(groups) == {"search", "ads", None}
     assert groups["search"]["requests"] == 2 and groups["search"]["cost_usd"] == 3.5021
     assert groups["ads"]["cost_usd"] is None and groups[None]["requests"] == 3
     # Names are matched as stored (lower-case), dashes and dots included.
-    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:Cost-Center", "--format", "json")
+    _, out, _ = cli(capsys, "report", "--db", ledger, "--by", "tag:Cost-Center", "--format", "json")
     assert {d["tag:cost-center"]: d["requests"] for d in json.loads(out)} == {"42": 1, None: 5}
-    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:team")
+    _, out, _ = cli(capsys, "report", "--db", ledger, "--by", "tag:team")
     assert "(none)" in out and "search" in out
 
 
 def test_tag_name_is_a_parameter_not_sql(ledger, capsys):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--by", "tag:x') or 1=1 --", "--format", "json")
+    code, out, _ = cli(capsys, "report", "--db", ledger, "--by", "tag:x') or 1=1 --", "--format", "json")
     assert code == 0 and [d["requests"] for d in json.loads(out)] == [6]
-    code, _, err = cli(capsys, "report", "--db", str(ledger), "--by", 'tag:a"b')
+    code, _, err = cli(capsys, "report", "--db", ledger, "--by", 'tag:a"b')
     assert code == 2 and err.startswith("usage-ledger: error: bad tag name")
 
 
-def test_since_and_until(tmp_path, capsys):
-    path = tmp_path / "l.db"
-    con = connect(path)
-    for days, model in ((10, "old"), (3, "recent"), (0.01, "now")):
-        add(con, started_at=ts(NOW - timedelta(days=days)), model=model, input_tokens=1)
-    con.close()
+def test_since_and_until(ledger_target, capsys):
+    path = fill(ledger_target, [dict(started_at=ts(NOW - timedelta(days=days)), model=model, input_tokens=1)
+                                for days, model in ((10, "old"), (3, "recent"), (0.01, "now"))])
 
     def models(*extra: str) -> set:
-        code, out, _ = cli(capsys, "report", "--db", str(path), "--by", "model", "--format", "json", *extra)
+        code, out, _ = cli(capsys, "report", "--db", path, "--by", "model", "--format", "json", *extra)
         assert code == 0
         return {d["model"] for d in json.loads(out)}
 
@@ -228,9 +208,9 @@ def test_formatting():
 
 
 def test_empty_period(ledger, capsys):
-    code, out, _ = cli(capsys, "report", "--db", str(ledger), "--since", "2099-01-01")
+    code, out, _ = cli(capsys, "report", "--db", ledger, "--since", "2099-01-01")
     assert code == 0 and "No calls" in out
-    _, out, _ = cli(capsys, "report", "--db", str(ledger), "--since", "2099-01-01", "--format", "json")
+    _, out, _ = cli(capsys, "report", "--db", ledger, "--since", "2099-01-01", "--format", "json")
     assert json.loads(out) == []
 
 
@@ -244,23 +224,20 @@ def test_report_never_creates_or_changes_the_ledger(tmp_path, capsys):
 HTML_MODELS = ("gpt-4o", "claude-sonnet-4-5", "llama3.2", "<b>evil</b>")
 
 
-def html_report(tmp_path: Path, capsys) -> Path:
-    path = tmp_path / "l.db"
-    con = connect(path)
-    for day in range(6):
-        for i, model in enumerate(HTML_MODELS):
-            add(con, started_at=ts(NOW - timedelta(days=day, hours=1)), model=model,
-                input_tokens=1000 * (i + 1) * (day + 1), output_tokens=100,
-                cost_usd=None if model == "llama3.2" else 0.01 * (i + 1) * (day + 1))
-    con.close()
+def html_report(tmp_path: Path, capsys, target: str | None = None) -> Path:
+    path = fill(target or str(tmp_path / "l.db"), [
+        dict(started_at=ts(NOW - timedelta(days=day, hours=1)), model=model,
+             input_tokens=1000 * (i + 1) * (day + 1), output_tokens=100,
+             cost_usd=None if model == "llama3.2" else 0.01 * (i + 1) * (day + 1))
+        for day in range(6) for i, model in enumerate(HTML_MODELS)])
     out = tmp_path / "report.html"
-    code, stdout, err = cli(capsys, "report", "--db", str(path), "--by", "model", "--format", "html", "--output", str(out))
+    code, stdout, err = cli(capsys, "report", "--db", path, "--by", "model", "--format", "html", "--output", str(out))
     assert code == 0 and stdout == "" and "wrote" in err
     return out
 
 
-def test_html_is_one_self_contained_file_with_svg_charts(tmp_path, capsys):
-    page = html_report(tmp_path, capsys).read_text()
+def test_html_is_one_self_contained_file_with_svg_charts(tmp_path, capsys, ledger_target):
+    page = html_report(tmp_path, capsys, ledger_target).read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 2
     assert "Cost per day" in page and "Tokens per day" in page
     assert "<table>" in page and "claude-sonnet-4-5" in page

@@ -1,19 +1,17 @@
-"""`usage-ledger reprice` on a real ledger file: what it keeps (override-priced rows without
+"""`usage-ledger reprice` on a real ledger (a SQLite file, a PostgreSQL database): what it keeps (override-priced rows without
 --prices, reported costs, pending rows), what it says before writing, and --dry-run."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from usage_ledger.cli import main
 from usage_ledger.pricing import GENAI_PRICES_SOURCE
-from usage_ledger.store import connect
 
-from .test_report import add
+from .ledgers import fill, select
 
 WHEN = "2026-06-01T12:00:00.000Z"
 OLD_OVERRIDE = "override:/gone/prices.json"
@@ -23,31 +21,25 @@ MINI_BUNDLED = 0.00021  # 1000 * 0.15e-6 + 100 * 0.6e-6
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    db = tmp_path / "ledger.db"
-    con = connect(db)
-    add(con, flow_id="stale", started_at=WHEN, **MINI, cost_usd=0.001, price_source=GENAI_PRICES_SOURCE)
-    add(con, flow_id="mine", started_at=WHEN, **MINI, cost_usd=1.0, price_source=OLD_OVERRIDE)
-    add(con, flow_id="gone", started_at=WHEN, provider="openai", api="openai-chat", model="no-such-model-xyz",
-        input_tokens=10, output_tokens=10, cost_usd=0.5, price_source=GENAI_PRICES_SOURCE)
-    add(con, flow_id="charged", started_at=WHEN, provider="openrouter", api="openai-chat",
-        model="openai/gpt-4o-mini", input_tokens=1000, output_tokens=100, cost_usd=0.3,
-        price_source="reported:openrouter usage.cost")
-    add(con, flow_id="flying", started_at=WHEN, outcome="pending", **MINI)
-    con.close()
-    return db
+def ledger(ledger_target: str) -> str:
+    return fill(ledger_target, [
+        dict(flow_id="stale", started_at=WHEN, **MINI, cost_usd=0.001, price_source=GENAI_PRICES_SOURCE),
+        dict(flow_id="mine", started_at=WHEN, **MINI, cost_usd=1.0, price_source=OLD_OVERRIDE),
+        dict(flow_id="gone", started_at=WHEN, provider="openai", api="openai-chat", model="no-such-model-xyz",
+             input_tokens=10, output_tokens=10, cost_usd=0.5, price_source=GENAI_PRICES_SOURCE),
+        dict(flow_id="charged", started_at=WHEN, provider="openrouter", api="openai-chat",
+             model="openai/gpt-4o-mini", input_tokens=1000, output_tokens=100, cost_usd=0.3,
+             price_source="reported:openrouter usage.cost"),
+        dict(flow_id="flying", started_at=WHEN, outcome="pending", **MINI),
+    ])
 
 
-def costs(db: Path) -> dict[str, tuple[float | None, str | None]]:
-    con = sqlite3.connect(db)
-    try:
-        return {f: (c, s) for f, c, s in con.execute("SELECT flow_id, cost_usd, price_source FROM requests")}
-    finally:
-        con.close()
+def costs(db: str) -> dict[str, tuple[float | None, str | None]]:
+    return {f: (c, s) for f, c, s in select(db, "SELECT flow_id, cost_usd, price_source FROM requests")}
 
 
-def reprice(capsys, db: Path, *args: str) -> list[str]:
-    assert main(["reprice", "--db", str(db), *args]) == 0
+def reprice(capsys, db: str, *args: str) -> list[str]:
+    assert main(["reprice", "--db", db, *args]) == 0
     out, err = capsys.readouterr()
     return out.splitlines()
 
@@ -60,13 +52,13 @@ SUMMARY = [
 ]
 
 
-def test_dry_run_says_what_would_change_and_writes_nothing(capsys, ledger: Path) -> None:
+def test_dry_run_says_what_would_change_and_writes_nothing(capsys, ledger: str) -> None:
     before = costs(ledger)
     assert reprice(capsys, ledger, "--dry-run") == [*SUMMARY, "dry run: nothing written (2 rows would change)"]
     assert costs(ledger) == before
 
 
-def test_without_prices_override_rows_keep_their_cost(capsys, ledger: Path) -> None:
+def test_without_prices_override_rows_keep_their_cost(capsys, ledger: str) -> None:
     before = costs(ledger)
     assert reprice(capsys, ledger) == [*SUMMARY, "repriced 2 rows"]
     after = costs(ledger)
@@ -78,7 +70,7 @@ def test_without_prices_override_rows_keep_their_cost(capsys, ledger: Path) -> N
     assert reprice(capsys, ledger)[0] == "4 rows considered (finished calls): 0 change cost, 0 of them to unpriced"
 
 
-def test_prices_file_reprices_override_rows_too(capsys, ledger: Path, tmp_path: Path) -> None:
+def test_prices_file_reprices_override_rows_too(capsys, ledger: str, tmp_path: Path) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"gpt-4o-mini": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}))
     source = f"override:{prices}"
@@ -90,3 +82,10 @@ def test_prices_file_reprices_override_rows_too(capsys, ledger: Path, tmp_path: 
     after = costs(ledger)
     assert after["stale"] == after["mine"] == (0.0012, source)
     assert after["charged"] == (0.3, "reported:openrouter usage.cost")
+
+
+def test_a_row_without_an_outcome_is_not_pending_so_it_is_repriced(capsys, ledger_target: str) -> None:
+    db = fill(ledger_target, [dict(flow_id="old", started_at=WHEN, outcome=None, **MINI),
+                              dict(flow_id="flying", started_at=WHEN, outcome="pending", **MINI)])
+    assert reprice(capsys, db)[0] == "1 row considered (finished calls): 1 change cost, 0 of them to unpriced"
+    assert costs(db) == {"old": (MINI_BUNDLED, GENAI_PRICES_SOURCE), "flying": (None, None)}

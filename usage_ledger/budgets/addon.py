@@ -15,17 +15,16 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from mitmproxy import ctx, http
 
 from ..attribution import fingerprint
 from ..pricing import Pricer
+from ..reader import LedgerUnavailable, db_errors, one_line, open_reader
 from ..records import CallFinished, describe
 from ..usage import Usage
 from .config import BudgetFile, BudgetFileError, CallFacts, load_budget_file
@@ -43,13 +42,21 @@ _RATE_TOKENS = 1000  # priced per 1000 tokens: below every long-context tier's t
 
 
 def read_spend(db: str, tracker: SpendTracker, file: BudgetFile) -> None:
-    """Count the file's budgets anew from the ledger at `db` (read-only; none if it is absent)."""
+    """Count the file's budgets anew from the ledger at `db`, a file or a postgresql:// URL
+    (read-only; no rows while there is no ledger yet). Raises LedgerUnavailable (one line, no
+    password: its server cannot be reached, say) or a driver error (reader.db_errors)."""
     now = datetime.now(UTC)
     rows = []
-    if os.path.exists(db):
-        with closing(sqlite3.connect(f"file:{quote(os.path.abspath(db))}?mode=ro", uri=True, timeout=10)) as con:
+    con = open_reader(db, missing_ok=True)
+    if con is not None:
+        with closing(con):
             rows = period_rows(con, tracker.since(file, now))
     tracker.reload(file, rows, now)
+
+
+def _reason(error: BaseException) -> str:
+    """What the log says of a failed count: never the ledger URL's password."""
+    return one_line(error, ctx.options.ledger_db)
 
 
 def _announce(s: Standing, label: str) -> None:
@@ -95,8 +102,10 @@ class Budgets:
             file = load_budget_file(path)
             if not self.started:  # startup, before any traffic: count now
                 read_spend(ctx.options.ledger_db, self.tracker, file)
-        except (BudgetFileError, OSError, sqlite3.Error) as e:
-            log.error("usage-ledger: ledger_budgets: %s", e)  # at startup mitmproxy exits on it
+        except (BudgetFileError, OSError, LedgerUnavailable, *db_errors()) as e:
+            # At startup mitmproxy exits on it: a budget whose spend cannot be counted (the
+            # PostgreSQL ledger's server is down, say) cannot be enforced.
+            log.error("usage-ledger: ledger_budgets: %s", _reason(e))
             return
         # Changed while running: the watcher counts it on its next look, off the event loop.
         self.path, self.stamp = path, stamp if not self.started else None
@@ -128,8 +137,8 @@ class Budgets:
             try:
                 file = load_budget_file(path)
                 read_spend(ctx.options.ledger_db, self.tracker, file)
-            except (BudgetFileError, sqlite3.Error) as e:
-                log.error("usage-ledger: ledger_budgets: %s (the budgets stay as they were)", e)
+            except (BudgetFileError, LedgerUnavailable, *db_errors()) as e:
+                log.error("usage-ledger: ledger_budgets: %s (the budgets stay as they were)", _reason(e))
                 continue
             except Exception:
                 log.exception("usage-ledger: could not reload %s", path)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from ..reader import query
 from .config import Budget, BudgetFile, CallFacts, in_scope, period_bounds
 
 RECENT = 10_000
@@ -227,13 +227,14 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def period_rows(con: sqlite3.Connection, since: datetime | None) -> list[Finished]:
-    """The finished calls that started at or after `since` (None: none). SQL; off the loop."""
+def period_rows(con, since: datetime | None) -> list[Finished]:
+    """The finished calls that started at or after `since` (None: none), from a SQLite or a
+    PostgreSQL ledger connection. SQL; off the loop."""
     if since is None:
         return []
     rows = []
     for (flow_id, started_at, provider, requested, model, user_agent, key, tags, cost,
-         tokens_in, tokens_out, total) in con.execute(_ROWS, (iso(since),)):
+         tokens_in, tokens_out, total) in query(con, _ROWS, (iso(since),)):
         try:
             started = datetime.fromisoformat(started_at)
         except (TypeError, ValueError):

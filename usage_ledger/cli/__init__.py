@@ -1,7 +1,9 @@
 """`usage-ledger`: commands on top of the ledger the addon writes.
 
-Stdlib only (env uses mitmproxy's CertStore to create its CA). Reading commands open the ledger read-only and never create it. User mistakes end
-with one line `usage-ledger: error: ...` on stderr and exit status 2.
+Stdlib only (env uses mitmproxy's CertStore to create its CA; a postgresql:// --db loads psycopg).
+Reading commands open the ledger read-only and never create it (reader.py, a SQLite file or a
+PostgreSQL database alike). User mistakes, and a ledger that cannot be reached, end with one line
+`usage-ledger: error: ...` on stderr (never a password) and exit status 2.
 
 One module per command. Adding a command is a one-module change: write `cli/<name>.py` with
 `add_parser(sub)` (adds its subparser to `sub` and `set_defaults(func=run)`) and `run(args) -> int`
@@ -13,10 +15,10 @@ arguments.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 
 from .. import report as report_lib
+from ..reader import db_errors, one_line
 from . import backup, budget, env, reprice, report, run, status, tail
 from .common import CliError, Parser
 
@@ -42,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, report_lib.ReportError) as e:
         print(f"usage-ledger: error: {e}", file=sys.stderr)
         return 2
-    except sqlite3.Error as e:
-        print(f"usage-ledger: error: ledger: {e}", file=sys.stderr)
+    except db_errors() as e:  # the server went away mid-command, say; the message without a password
+        print(f"usage-ledger: error: ledger: {one_line(e, getattr(args, 'db', None) or '')}", file=sys.stderr)
         return 2
     except OSError as e:
         if isinstance(e, BrokenPipeError):  # `usage-ledger tail | head`

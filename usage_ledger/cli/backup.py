@@ -12,6 +12,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from ..dialect import is_postgres
+from ..postgres import redacted
 from .common import CliError, add_db_argument, open_ledger
 
 
@@ -33,6 +35,9 @@ def backup(db: str, target: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_postgres(args.db):
+        raise CliError(f"backup copies SQLite ledgers; for {redacted(args.db)} use PostgreSQL's own pg_dump "
+                       f"(pg_dump --table=requests --format=custom --file=ledger.dump DBNAME)")
     target = Path(args.file).expanduser()
     if target.exists():
         raise CliError(f"{target} exists; choose a new file")

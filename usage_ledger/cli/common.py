@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from ..dialect import is_postgres
+from ..reader import LedgerUnavailable, connect_postgres, open_reader
 from ..store import default_db_path
 
 DEFAULT_PROXY = "http://127.0.0.1:8080"
@@ -25,7 +26,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=default_db_path(), help=f"ledger file (default: {default_db_path()})")
+    p.add_argument("--db", default=default_db_path(),
+                   help=f"ledger file, or a postgresql://user@host/db URL (default: {default_db_path()})")
 
 
 def add_confdir_argument(p: argparse.ArgumentParser) -> None:
@@ -37,20 +39,27 @@ def add_proxy_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy", default=DEFAULT_PROXY, help=f"proxy URL (default {DEFAULT_PROXY})")
 
 
-def open_ledger(path: str) -> sqlite3.Connection:
-    """The ledger, read-only; a clear error if it is missing, unreadable or not a ledger."""
-    file = Path(path).expanduser()
-    if not file.exists():
-        raise CliError(f"no ledger at {file} (the proxy creates it on its first call; or pass --db)")
-    if not file.is_file():
-        raise CliError(f"{file} is not a file")
+def open_ledger(target: str):
+    """The ledger (a file or a postgresql:// URL), read-only (reader.open_reader); CliError
+    with a one-line reason (never a password) when it is missing, unreachable or not a ledger."""
     try:
-        con = sqlite3.connect(f"file:{quote(str(file.resolve()))}?mode=ro", uri=True, timeout=10.0)
-        con.execute("SELECT id FROM requests LIMIT 0")
-    except sqlite3.Error as e:
-        reason = "not a usage ledger" if "no such" in str(e) else str(e)
-        raise CliError(f"cannot read {file}: {reason}") from None
-    return con
+        return open_reader(target)
+    except LedgerUnavailable as e:
+        raise CliError(str(e)) from None
+
+
+def open_writer(target: str):
+    """The ledger opened for writing (`reprice`): the SQLite file as the proxy opens it, or a
+    psycopg connection in autocommit mode (apply_plan writes in one transaction). Check it with
+    `open_ledger` first: this would create a missing SQLite file."""
+    if is_postgres(target):
+        try:
+            return connect_postgres(target, read_only=False)
+        except LedgerUnavailable as e:
+            raise CliError(str(e)) from None
+    from ..store import connect
+
+    return connect(Path(target).expanduser())
 
 
 def write_output(text: str, output: str | None) -> None:

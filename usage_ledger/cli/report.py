@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 from datetime import UTC, datetime
-from pathlib import Path
 
 from .. import report
+from ..reader import describe
 from .common import CliError, add_db_argument, open_ledger, write_output
 
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             text = report.to_html(groups, report.totals(con, since, until), group,
                                   report.daily_by_model(con, since, until),
-                                  period=describe_period(since, until), source=str(Path(args.db).expanduser()),
+                                  period=describe_period(since, until), source=describe(args.db),
                                   generated=now.astimezone().strftime("%Y-%m-%d %H:%M %Z"))
     write_output(text, args.output)
     return 0

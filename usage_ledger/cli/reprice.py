@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import report
-from .common import CliError, add_db_argument, open_ledger
+from .common import CliError, add_db_argument, open_ledger, open_writer
 
 
 def add_parser(sub) -> None:
@@ -26,15 +25,12 @@ def run(args: argparse.Namespace) -> int:
             raise  # a bug inside pricing, not a missing module
         raise CliError(f"repricing is not available in this version ({e})") from None
     since = report.parse_time(args.since) if args.since else None
-    db = Path(args.db).expanduser()
-    open_ledger(str(db)).close()  # exists and is a ledger; never create one here
+    open_ledger(args.db).close()  # exists and is a ledger; never create one here
     try:
         pricer = Pricer(args.prices)
     except PriceFileError as e:
         raise CliError(f"bad price file: {e}") from None
-    from ..store import connect
-
-    con = connect(db)
+    con = open_writer(args.db)
     try:
         plan = plan_reprice(con, pricer, since)
         print(summary(plan), flush=True)

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,9 +15,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import report
+from ..dialect import is_postgres
+from ..reader import LedgerUnavailable, db_errors, describe, open_reader, query
+from ..store import default_db_path
 from . import budget
 from .common import (CA_CERT_NAME, CliError, add_confdir_argument, add_db_argument, add_proxy_argument,
-                     check_proxy_url, open_ledger)
+                     check_proxy_url)
 from .env import proxy_env
 
 ADDON = Path(__file__).resolve().parent.parent.parent / "addon.py"
@@ -51,11 +53,13 @@ def mitmdump_path() -> str:
     return found
 
 
-def start_proxy(host: str, port: int, db: Path, confdir: str) -> subprocess.Popen:
+def start_proxy(host: str, port: int, db: str, confdir: str) -> subprocess.Popen:
     """mitmdump with the addon, in its own session so the terminal's Ctrl-C reaches only the
-    command; returns once it accepts connections and its CA file exists."""
-    db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger's folder is private
-    log_path = db.parent / "mitmdump.log"
+    command; returns once it accepts connections and its CA file exists. db: the ledger_db
+    value (a file, or a postgresql:// URL, whose log goes to the default ledger folder)."""
+    folder = Path(default_db_path() if is_postgres(db) else db).expanduser().parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger's folder is private
+    log_path = folder / "mitmdump.log"
     ca = Path(confdir).expanduser() / CA_CERT_NAME
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -89,29 +93,35 @@ def stop_proxy(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def max_id(db: Path) -> int:
-    if not db.is_file():
-        return 0
+def max_id(db: str) -> int:
     try:
-        with closing(open_ledger(str(db))) as con:
-            return con.execute("SELECT coalesce(max(id), 0) FROM requests").fetchone()[0]
-    except (CliError, sqlite3.Error):
+        con = open_reader(db, missing_ok=True)
+        if con is None:
+            return 0
+        with closing(con):
+            return query(con, "SELECT coalesce(max(id), 0) FROM requests").fetchone()[0]
+    except (LedgerUnavailable, *db_errors()):
         return 0
 
 
-def run_summary(db: Path, after_id: int) -> str:
+def run_summary(db: str, after_id: int) -> str:
     """What the calls recorded since `after_id` used and cost."""
-    if not db.is_file():
-        return f"usage-ledger: no ledger at {db}; no calls recorded"
-    with closing(open_ledger(str(db))) as con:
-        calls, tokens_in, tokens_out, cost, unpriced = con.execute(
+    try:
+        con = open_reader(db, missing_ok=True)
+    except LedgerUnavailable as e:
+        return f"usage-ledger: {e}; no summary"
+    if con is None:
+        return f"usage-ledger: no ledger at {describe(db)}; no calls recorded"
+    with closing(con):
+        calls, tokens_in, tokens_out, cost, unpriced = query(con,
             "SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd), count(*) - count(cost_usd) "
             "FROM requests WHERE id > ?", [after_id]).fetchone()
-        per_model = con.execute(
+        per_model = query(con,  # unpriced groups last on both backends (their NULLs sort apart)
             "SELECT provider, model, count(*), sum(cost_usd) FROM requests WHERE id > ? "
-            "GROUP BY provider, model ORDER BY sum(cost_usd) DESC, count(*) DESC", [after_id]).fetchall()
+            "GROUP BY provider, model ORDER BY sum(cost_usd) IS NULL, sum(cost_usd) DESC, count(*) DESC",
+            [after_id]).fetchall()
     if not calls:
-        return f"usage-ledger: no LLM calls recorded in {db} during the run"
+        return f"usage-ledger: no LLM calls recorded in {describe(db)} during the run"
     spend = "cost unknown" if cost is None else report.fmt_cost(cost)
     if unpriced and cost is not None:
         spend += f" + {unpriced:,} unpriced"
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("run needs a command: usage-ledger run -- CMD ...")
     proxy = check_proxy_url(args.proxy)
     host, port = urlsplit(proxy).hostname, urlsplit(proxy).port
-    db = Path(args.db).expanduser()
+    db = args.db if is_postgres(args.db) else str(Path(args.db).expanduser())
     before = max_id(db)
     # Until the command runs, SIGTERM unwinds like Ctrl-C, so a proxy we started gets stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -169,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
     if proc is None:
         time.sleep(0.5)  # another proxy batches its writes; let the last ones land
     print(run_summary(db, before), file=sys.stderr)
-    if os.environ.get(budget.ENV) and db.is_file():  # the proxy counts against this file too
+    if os.environ.get(budget.ENV) and (is_postgres(db) or Path(db).is_file()):  # the proxy counts against it too
         try:
-            found, file = budget.standings(os.environ[budget.ENV], str(db))
+            found, file = budget.standings(os.environ[budget.ENV], db)
             print("\n".join(["usage-ledger: budgets", *budget.lines(found, file)]), file=sys.stderr)
         except CliError as e:
             print(f"usage-ledger: budgets: {e}", file=sys.stderr)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from ..dialect import transaction
+from ..reader import NOT_PENDING, dialect_of, query, to_dialect
 from ..usage import Usage
 from . import Pricer
 from .overrides import is_override
@@ -62,14 +63,15 @@ class RepricePlan:
     updates: list[tuple[float | None, str | None, int]] = field(default_factory=list)  # (cost, source, id)
 
 
-def plan_reprice(con: sqlite3.Connection, pricer: Pricer, since: str | None = None) -> RepricePlan:
+def plan_reprice(con, pricer: Pricer, since: str | None = None) -> RepricePlan:
     """Recompute cost_usd and price_source of finished rows (started_at >= since when given:
     a UTC day or an ISO timestamp) from their stored tokens and raw usage, at each call's own
-    started_at (historic prices). Reads only; `apply_plan` writes. Raises ValueError for a bad
-    `since`, sqlite3.Error for a database that is not a ledger."""
+    started_at (historic prices). con: a SQLite or PostgreSQL ledger connection. Reads only;
+    `apply_plan` writes. Raises ValueError for a bad `since`, the driver's error
+    (reader.db_errors) for a database that is not a ledger."""
     sql = ("SELECT id, started_at, provider, api, COALESCE(model, model_requested), input_tokens, "
            "cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, "
-           "usage_json, service_tier, cost_usd, price_source FROM requests WHERE outcome IS NOT 'pending'")
+           f"usage_json, service_tier, cost_usd, price_source FROM requests WHERE {NOT_PENDING}")
     params: list[str] = []
     if since:
         sql += " AND started_at >= ?"
@@ -77,7 +79,7 @@ def plan_reprice(con: sqlite3.Connection, pricer: Pricer, since: str | None = No
     plan = RepricePlan()
     old_total = new_total = Decimal(0)
     for (row_id, started_at, provider, api, model, tokens_in, cached, written, tokens_out, reasoning,
-         total, usage_json, service_tier, old_cost, old_source) in con.execute(sql, params).fetchall():
+         total, usage_json, service_tier, old_cost, old_source) in query(con, sql, params).fetchall():
         plan.rows += 1
         if old_cost is not None:
             old_total += Decimal(repr(old_cost))
@@ -115,13 +117,15 @@ def _usage(tokens_in, cached, written, tokens_out, reasoning, total, usage_json:
                  raw=raw if isinstance(raw, dict) else None)
 
 
-def apply_plan(con: sqlite3.Connection, plan: RepricePlan) -> None:
-    """Write a plan's new cost_usd/price_source and commit."""
-    con.executemany("UPDATE requests SET cost_usd = ?, price_source = ? WHERE id = ?", plan.updates)
-    con.commit()
+def apply_plan(con, plan: RepricePlan) -> None:
+    """Write a plan's new cost_usd/price_source in one transaction (all or nothing), committed."""
+    dialect = dialect_of(con)
+    with transaction(con, dialect):
+        con.cursor().executemany(
+            to_dialect("UPDATE requests SET cost_usd = ?, price_source = ? WHERE id = ?", dialect), plan.updates)
 
 
-def reprice_rows(con: sqlite3.Connection, pricer: Pricer, since: str | None = None) -> int:
+def reprice_rows(con, pricer: Pricer, since: str | None = None) -> int:
     """`plan_reprice` then `apply_plan` (commits); returns how many costs changed."""
     plan = plan_reprice(con, pricer, since)
     apply_plan(con, plan)

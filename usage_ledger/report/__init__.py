@@ -10,13 +10,13 @@ from .formats import (COLUMNS, OUTPUT_FIELDS, cells, fmt_cost, fmt_key, fmt_toke
                       to_table)
 from .html import (CSS, MAX_SERIES, OTHER_COLOUR, PALETTE, Series, axis_cost, chart_series,
                    day_range, legend, nice_step, short_tokens, svg_stacked_bars, to_html)
-from .queries import (FIELDS, GROUP_CHOICES, GROUP_EXPRESSIONS, TAG_EXPRESSION, TIME_GROUPS,
+from .queries import (FIELDS, GROUP_CHOICES, GROUP_EXPRESSIONS, TIME_GROUPS,
                       DayModel, Group, GroupBy, ReportError, daily_by_model, iso_utc,
                       parse_group_by, parse_time, summarise, totals)
 
 __all__ = [
     "COLUMNS", "CSS", "FIELDS", "GROUP_CHOICES", "GROUP_EXPRESSIONS", "MAX_SERIES", "OTHER_COLOUR",
-    "OUTPUT_FIELDS", "PALETTE", "TAG_EXPRESSION", "TIME_GROUPS", "DayModel", "Group", "GroupBy",
+    "OUTPUT_FIELDS", "PALETTE", "TIME_GROUPS", "DayModel", "Group", "GroupBy",
     "ReportError", "Series", "axis_cost", "cells", "chart_series", "daily_by_model", "day_range",
     "fmt_cost", "fmt_key", "fmt_tokens", "footnotes", "iso_utc", "legend", "nice_step",
     "parse_group_by", "parse_time", "record", "records", "round_usd", "short_tokens", "short_tool",

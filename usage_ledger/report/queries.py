@@ -2,25 +2,29 @@
 
 Every figure follows SQL's `sum()`: a group's token or cost sum is NULL (None) when no row of
 the group has a value, so "unknown" never turns into 0. Rows of every outcome count, pending
-ones included.
+ones included. Each query runs on a SQLite or a PostgreSQL ledger (`reader.query`; the
+expressions that differ between them are reader.py's), with the same results.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+
+from ..dialect import SQLITE, Dialect
+from ..reader import PENDING_CALLS, dialect_of, query, tag_expression, week_expression
 
 
 class ReportError(ValueError):
     """A user mistake in a report's arguments (bad --by, bad date)."""
 
 
-# --by: the whitelist of group expressions. The key name is the --by value itself.
+# --by: the whitelist of group expressions (SQLite's words; `GroupBy.sql` gives each dialect's).
+# The key name is the --by value itself.
 GROUP_EXPRESSIONS = {
     "day": "substr(started_at, 1, 10)",
-    "week": "strftime('%Y-W%W', started_at)",
+    "week": week_expression(SQLITE),
     "month": "substr(started_at, 1, 7)",
     "model": "model",
     "provider": "provider",
@@ -29,31 +33,36 @@ GROUP_EXPRESSIONS = {
     "user_agent": "user_agent",
 }
 TIME_GROUPS = ("day", "week", "month")
-TAG_EXPRESSION = "CASE WHEN json_valid(tags) THEN json_extract(tags, ?) END"
 GROUP_CHOICES = (*GROUP_EXPRESSIONS, "tag:NAME")
 
 
 @dataclass(frozen=True)
 class GroupBy:
     name: str  # the --by value and the JSON/CSV key name: "model", "day", "tag:team", ...
-    expr: str
-    params: tuple[str, ...] = ()
+    tag: str | None = None  # for tag:NAME, the tag's (lower-case) name
 
     @property
     def is_time(self) -> bool:
         return self.name in TIME_GROUPS
 
+    def sql(self, dialect: Dialect = SQLITE) -> tuple[str, tuple[str, ...]]:
+        """The group's SQL expression in the dialect's words, and its parameters."""
+        if self.tag is not None:
+            return tag_expression(dialect, self.tag)
+        if self.name == "week":
+            return week_expression(dialect), ()
+        return GROUP_EXPRESSIONS[self.name], ()
+
 
 def parse_group_by(text: str) -> GroupBy:
     """`day`, `model`, ... or `tag:NAME` (tag names are stored lower-case, so NAME is lowered)."""
     if text in GROUP_EXPRESSIONS:
-        return GroupBy(text, GROUP_EXPRESSIONS[text])
+        return GroupBy(text)
     if text.startswith("tag:"):
         name = text[4:].strip().lower()
         if not name or '"' in name or any(ord(c) < 32 for c in name):
             raise ReportError(f"bad tag name in --by {text!r}")
-        # A quoted JSON path label, so names with dots or dashes work; passed as a parameter.
-        return GroupBy(f"tag:{name}", TAG_EXPRESSION, (f'$."{name}"',))
+        return GroupBy(f"tag:{name}", name)  # the name is passed as a parameter, never as SQL
     raise ReportError(f"unknown --by {text!r} (choose from {', '.join(GROUP_CHOICES)})")
 
 
@@ -119,17 +128,19 @@ class Group:
     pending: int  # rows still pending
 
 
-_AGGREGATES = """count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens),
+_AGGREGATES = f"""count(*), sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens),
     sum(output_tokens), sum(reasoning_tokens), sum(cost_usd),
-    count(*) - count(cost_usd), coalesce(sum(outcome = 'pending'), 0)"""
+    count(*) - count(cost_usd), {PENDING_CALLS}"""
 
 
-def summarise(con: sqlite3.Connection, group: GroupBy, since: str | None = None,
+def summarise(con, group: GroupBy, since: str | None = None,
               until: str | None = None) -> list[Group]:
-    """One Group per distinct key: time groups in time order, others by cost, then requests."""
+    """One Group per distinct key: time groups in time order, others by cost, then requests.
+    con: a ledger connection, SQLite or PostgreSQL (reader.open_reader)."""
     where, params = _where(since, until)
-    sql = f"SELECT {group.expr} AS grp, {_AGGREGATES} FROM requests{where} GROUP BY grp"
-    groups = [Group(*row) for row in con.execute(sql, [*group.params, *params])]
+    expr, expr_params = group.sql(dialect_of(con))
+    sql = f"SELECT {expr} AS grp, {_AGGREGATES} FROM requests{where} GROUP BY grp"
+    groups = [Group(*row) for row in query(con, sql, [*expr_params, *params])]
     if group.is_time:
         groups.sort(key=lambda g: (g.key is None, g.key or ""))
     else:
@@ -137,9 +148,9 @@ def summarise(con: sqlite3.Connection, group: GroupBy, since: str | None = None,
     return groups
 
 
-def totals(con: sqlite3.Connection, since: str | None = None, until: str | None = None) -> Group:
+def totals(con, since: str | None = None, until: str | None = None) -> Group:
     where, params = _where(since, until)
-    return Group(None, *con.execute(f"SELECT {_AGGREGATES} FROM requests{where}", params).fetchone())
+    return Group(None, *query(con, f"SELECT {_AGGREGATES} FROM requests{where}", params).fetchone())
 
 
 @dataclass
@@ -150,10 +161,10 @@ class DayModel:
     tokens: int | None  # input + output
 
 
-def daily_by_model(con: sqlite3.Connection, since: str | None = None,
+def daily_by_model(con, since: str | None = None,
                    until: str | None = None) -> list[DayModel]:
     where, params = _where(since, until)
     sql = (f"SELECT substr(started_at, 1, 10) AS day, model, sum(cost_usd), "
            f"sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) "
            f"FROM requests{where} GROUP BY day, model ORDER BY day")
-    return [DayModel(*row) for row in con.execute(sql, params) if row[0]]
+    return [DayModel(*row) for row in query(con, sql, params) if row[0]]
