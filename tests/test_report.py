@@ -309,3 +309,28 @@ def test_html_renders_in_headless_chromium(tmp_path, capsys):
 
 def test_chart_costs_are_plain_decimals():
     assert [report.axis_cost(v) for v in (0, 1.56e-05, 0.25, 12.5)] == ["$0", "$0.0000156", "$0.25", "$12.50"]
+
+
+def test_report_by_machine_splits_a_shared_ledger_by_proxy(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from usage_ledger.migrations import migrate
+
+    db = tmp_path / "shared.db"
+    con = sqlite3.connect(db)
+    migrate(con)
+    con.executemany("INSERT INTO requests (flow_id, started_at, machine, input_tokens, output_tokens, cost_usd, "
+                    "outcome, model) VALUES (?, '2026-12-03T10:00:00.000Z', ?, ?, 5, ?, 'ok', 'm')",
+                    [("a", "alpha", 10, 0.01), ("b", "beta", 20, 0.02), ("c", "beta", 30, 0.03)])
+    con.commit()
+    con.close()
+    cli = Path(sys.executable).parent / "usage-ledger"
+    out = subprocess.run([str(cli), "report", "--db", str(db), "--by", "machine", "--format", "csv"],
+                         capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("machine,")
+    by = {line.split(",")[0]: line.split(",")[1] for line in lines[1:]}
+    assert by["alpha"] == "1" and by["beta"] == "2"

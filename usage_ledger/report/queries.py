@@ -31,6 +31,7 @@ GROUP_EXPRESSIONS = {
     "api": "api",
     "host": "host",
     "user_agent": "user_agent",
+    "machine": "machine",  # which proxy: a shared ledger's person or box
 }
 TIME_GROUPS = ("day", "week", "month")
 GROUP_CHOICES = (*GROUP_EXPRESSIONS, "tag:NAME")
