@@ -37,12 +37,11 @@ from urllib.parse import parse_qsl
 
 from ..usage import Usage, count, settle
 from .base import Tracker, error_message
-from .openai_responses_ws import WsResponse, json_object
+from .openai_responses_ws import WsResponse, json_object, response_create
 
 API = "openai-realtime"
 PATHS = re.compile(r"/realtime$")
 
-_CREATE = re.compile(rb'"type"\s*:\s*"response\.create"')
 _MATTERS = re.compile(rb'"type"\s*:\s*"(session\.(created|updated)|response\.(created|done)|error)"')
 
 
@@ -115,10 +114,8 @@ class RealtimeSocket:
 
     def client_message(self, content: bytes, at: float) -> RealtimeResponse | None:
         """A client text message: the new response when it is a `response.create`."""
-        if _CREATE.search(content) is None:
-            return None
-        body = json_object(content)
-        if body is None or body.get("type") != "response.create":
+        body = response_create(content)
+        if body is None:
             return None
         event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else None
         return self._new(at, by_client=True, event_id=event_id)

@@ -69,10 +69,8 @@ class ResponsesSocket:
 
     def client_message(self, content: bytes, at: float) -> WsResponse | None:
         """A client text message: the new response when it is a `response.create`."""
-        if _CREATE.search(content) is None:
-            return None
-        body = json_object(content)
-        if body is None or body.get("type") != "response.create":
+        body = response_create(content)
+        if body is None:
             return None
         self.created += 1
         model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else None
@@ -125,6 +123,15 @@ class ResponsesSocket:
         if kind == "response.created":
             return None
         return self.open[0] if self.open else None
+
+
+def response_create(content: bytes) -> dict[str, Any] | None:
+    """A client message's JSON when it is a `response.create` (Responses over WebSocket and
+    Realtime name it alike), else None; a cheap search first, so most messages are not parsed."""
+    if _CREATE.search(content) is None:
+        return None
+    body = json_object(content)
+    return body if body is not None and body.get("type") == "response.create" else None
 
 
 def json_object(content: bytes) -> dict[str, Any] | None:
