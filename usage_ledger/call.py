@@ -305,7 +305,7 @@ class Call:
         )
         return CallEnded(row, provider=self.provider, api=self.recognised.api, usage=usage,
                          when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
-                         service_tier=self.tracker.service_tier)
+                         service_tier=self.tracker.service_tier, model_requested=self.recognised.model_requested)
 
     def unread(self, flow: http.HTTPFlow, outcome: str | None, error: str | None) -> CallFinished:
         """The row of a call whose response could not be read: status and timing, no usage."""

@@ -73,6 +73,8 @@ class CallEnded:
     when: datetime
     service_tier: str | None
     then: Callable[[CallFinished], None] | None = None
+    model_requested: str | None = None
+    """The model the request named, for prices that depend on it (Bedrock's inference profiles)."""
 
 
 USAGE_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",

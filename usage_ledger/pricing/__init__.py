@@ -40,7 +40,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from ..records import CallEnded, CallFinished
 from ..usage import Usage
-from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values, other_units
+from .bundled import GENAI_PRICES_SOURCE, GENAI_PROVIDERS, bundled_cost, genai_usage_values, other_units, price_names
 from .overrides import (OVERRIDE_PREFIX, PriceFileError, Rates, is_override, load_overrides, override_cost,
                         override_keys)
 from .reported import body_cost, is_reported
@@ -75,9 +75,10 @@ class Pricer:
         self._warned: set[tuple[str, str | None]] = set()
 
     def price(self, *, provider: str, api: str, model: str | None, usage: Usage | None, when: datetime,
-              service_tier: str | None = None) -> Price:
+              service_tier: str | None = None, model_requested: str | None = None) -> Price:
         """The call's cost in USD (rounded to 1e-10) and where it came from; UNPRICED (None, None)
-        when no usage was reported or no price is known. Never raises for a price it lacks."""
+        when no usage was reported or no price is known. Never raises for a price it lacks.
+        `model_requested` prices Bedrock calls by the request's model id (`price_names`)."""
         if usage is None:
             return UNPRICED
         raw = usage.raw if isinstance(usage.raw, dict) else {}
@@ -93,7 +94,8 @@ class Pricer:
             service_tier = raw["service_tier"]  # Anthropic reports it inside usage
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
-        rates = self._override(provider, model)
+        rates = next(filter(None, (self._override(provider, name)
+                                   for name in price_names(provider, model, model_requested))), None)
         if rates is not None:
             cost = override_cost(rates, api, usage)
             if cost is None:
@@ -106,7 +108,7 @@ class Pricer:
             return UNPRICED
 
         try:
-            cost = bundled_cost(provider, api, model, usage, when, service_tier)
+            cost = bundled_cost(provider, api, model, usage, when, service_tier, model_requested)
         except LookupError:
             self._warn(provider, model, "not in genai-prices' data and not overridden, so no price")
             return UNPRICED
@@ -123,7 +125,7 @@ class Pricer:
         a surprise while pricing leaves the call unpriced, never without its row."""
         try:
             price = self.price(provider=ended.provider, api=ended.api, model=ended.row.model, usage=ended.usage,
-                               when=ended.when, service_tier=ended.service_tier)
+                               when=ended.when, service_tier=ended.service_tier, model_requested=ended.model_requested)
         except Exception:
             log.exception("usage-ledger: could not price flow %s", ended.row.flow_id)
             price = UNPRICED

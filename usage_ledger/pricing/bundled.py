@@ -42,16 +42,33 @@ GENAI_PROVIDERS: dict[str, str] = {
 }
 
 
+def price_names(provider: str, model: str, model_requested: str | None = None) -> list[str]:
+    """The model names a call's price is looked up by, most specific first: the row's model,
+    and on Amazon Bedrock first the request's model id (the path's: a foundation model, a
+    geographic `us.`/`eu.`/`apac.`/`jp.`/`au.`/`us-gov.` or the `global.` cross-Region inference
+    profile, or an inference profile's ARN). Bedrock bills by that id, and Claude's answer names
+    only the bare model (`claude-sonnet-4-5-20250929`): for Claude 4.5 and later AWS bills the
+    global profile about 10% below the geographic and in-Region ones (Bedrock user guide, "Global
+    cross-Region inference"), which the bare name cannot tell. An id the prices lack (an
+    application inference profile's ARN names no model) falls back to the answer's model."""
+    names = [model]
+    if provider == "bedrock" and model_requested and model_requested != model:
+        names.insert(0, model_requested)
+    return names
+
+
 def bundled_cost(provider: str, api: str, model: str, usage: Usage, when: datetime,
-                 service_tier: str | None) -> Decimal:
-    """USD from genai-prices' data for this model (also tried without a `vendor/` prefix).
+                 service_tier: str | None, model_requested: str | None = None) -> Decimal:
+    """USD from genai-prices' data for this model (each of `price_names`, also tried without a
+    `vendor/` prefix).
 
     Raises LookupError for a model genai-prices does not know, ValueError for counts it cannot
     price (more cached tokens than input)."""
     genai_usage = genai_usage_values(api, usage)
     context = _price_context(api, service_tier, usage.raw)
     provider_id = GENAI_PROVIDERS.get(provider)
-    refs = [model] + ([model.split("/", 1)[1]] if "/" in model else [])
+    refs = [ref for name in price_names(provider, model, model_requested)
+            for ref in [name] + ([name.split("/", 1)[1]] if "/" in name else [])]
     for i, ref in enumerate(refs):
         try:
             calc = genai_prices.calc_price(genai_prices.Usage(**genai_usage), ref, provider_id=provider_id,

@@ -69,7 +69,7 @@ def plan_reprice(con, pricer: Pricer, since: str | None = None) -> RepricePlan:
     started_at (historic prices). con: a SQLite or PostgreSQL ledger connection. Reads only;
     `apply_plan` writes. Raises ValueError for a bad `since`, the driver's error
     (reader.db_errors) for a database that is not a ledger."""
-    sql = ("SELECT id, started_at, provider, api, COALESCE(model, model_requested), input_tokens, "
+    sql = ("SELECT id, started_at, provider, api, COALESCE(model, model_requested), model_requested, input_tokens, "
            "cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, "
            f"usage_json, service_tier, cost_usd, price_source FROM requests WHERE {NOT_PENDING}")
     params: list[str] = []
@@ -78,7 +78,7 @@ def plan_reprice(con, pricer: Pricer, since: str | None = None) -> RepricePlan:
         params.append(_since_bound(since))
     plan = RepricePlan()
     old_total = new_total = Decimal(0)
-    for (row_id, started_at, provider, api, model, tokens_in, cached, written, tokens_out, reasoning,
+    for (row_id, started_at, provider, api, model, requested, tokens_in, cached, written, tokens_out, reasoning,
          total, usage_json, service_tier, old_cost, old_source) in query(con, sql, params).fetchall():
         plan.rows += 1
         if old_cost is not None:
@@ -89,7 +89,7 @@ def plan_reprice(con, pricer: Pricer, since: str | None = None) -> RepricePlan:
         else:
             new = pricer.price(provider=provider or "", api=api or "", model=model,
                                usage=_usage(tokens_in, cached, written, tokens_out, reasoning, total, usage_json),
-                               when=_started(started_at), service_tier=service_tier)
+                               when=_started(started_at), service_tier=service_tier, model_requested=requested)
             if is_reported(old_source) and not is_reported(new.source):
                 plan.kept_reported += new.cost_usd != old_cost or new.source != old_source
             else:
