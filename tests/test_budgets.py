@@ -46,6 +46,9 @@ def test_the_call_that_crosses_a_hard_limit_succeeds_and_the_next_raises_the_sdk
         client = openai_client(proxy, standin)  # the SDK's own retries left on: x-should-retry stops them
         assert chat(client) == "10 + 5 equals 15."
         assert chat(client) == "10 + 5 equals 15."  # crosses the limit
+        # The client has read the whole stream before the proxy has priced it: until then its
+        # estimate counts and the refusal says "in flight" (a loaded machine shows that window).
+        proxy.wait_rows(2)
         forwarded = len(standin.requests)
         with pytest.raises(openai.RateLimitError) as raised:
             chat(client)
