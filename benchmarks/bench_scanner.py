@@ -7,8 +7,8 @@ end, Anthropic Messages, OpenAI Responses), cuts each into network-sized pieces 
 seed) and times:
 
   ours   StreamScanner + the API's tracker (what the addon runs on every streamed chunk)
-  hide   for OpenAI chat, also the filter that cuts out the usage chunk the proxy asked for
-         (what the addon runs when the client did not ask for usage itself)
+  hide   for OpenAI chat, the filter that cuts out the usage chunk the proxy asked for, feeding
+         the scanner (what the addon runs when the client did not ask for usage itself)
   naive  split lines, json.loads every `data:` frame, keep the last usage seen
 
 The ledger requires ours (and hide) to be at least 20x the naive scanner on a long stream; the
@@ -179,15 +179,14 @@ def hiding(make_tracker: Callable[[], Tracker], chunks: list[bytes],
     bytes for the client are kept only when asked (the proxy sends them on and drops them)."""
     tracker = make_tracker()
     scanner = StreamScanner(tracker, "text/event-stream", "")
-    feed, hide = scanner.feed, UsageChunkFilter().feed
+    hide = UsageChunkFilter(scanner.feed_frames).feed  # it hands the scanner every byte, as in call.py
     out: list[bytes] = []
     for chunk in chunks:
-        feed(chunk)
         pieces = hide(chunk)
         if keep:
             out += pieces
-    scanner.close()
     out += hide(b"")
+    scanner.close()
     return tracker.raw_usage, b"".join(out) if keep else None
 
 

@@ -169,6 +169,8 @@ class Call:
             if self.hide_usage_chunk and ok and "event-stream" in ctype:
                 encoding = self.start_hiding(response, encoding)
             self.scanner = StreamScanner(self.tracker, ctype, encoding)
+            if self.chunk_filter is not None and not encoding:
+                self.chunk_filter.scan = self.scanner.feed_frames  # it hands the scanner every byte
         return self.streamed
 
     def start_hiding(self, response: http.Response, encoding: str) -> str:
@@ -183,7 +185,7 @@ class Call:
                             "the proxy asked for reaches the client", self.row_id, encoding)
                 return encoding
             del response.headers["content-encoding"]
-        self.chunk_filter = UsageChunkFilter()
+        self.chunk_filter = UsageChunkFilter()  # the scanner is set in begin_response
         if "content-length" in response.headers:  # the body the client gets is shorter
             del response.headers["content-length"]
             if self.flow.request.http_version == "HTTP/1.1":
@@ -206,20 +208,25 @@ class Call:
 
     def passed_on(self, data: bytes) -> list[bytes]:
         """Scan decoded bytes (`b""`: the end) and filter them for the client."""
+        chunk_filter = self.chunk_filter
+        pieces = None
+        if chunk_filter is not None:
+            pieces = chunk_filter.feed(data)  # passes bytes on whole if it fails itself
+            self.hook_failed = self.hook_failed or chunk_filter.scan_failed
         if not self.hook_failed and self.scanner is not None:
             try:
-                if data:
-                    self.scanner.feed(data)
-                else:
+                if not data:
                     self.scanner.close()
+                elif chunk_filter is None or chunk_filter.scan is None:  # else the filter fed it
+                    self.scanner.feed(data)
             except Exception:  # our bug must never break the client's stream
                 self.hook_failed = True
                 log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
         if self.on_stream_end is not None and self.tracker.ended:
             end, self.on_stream_end = self.on_stream_end, None
             end()
-        if self.chunk_filter is not None:
-            return self.chunk_filter.feed(data)  # passes bytes on whole if it fails itself
+        if pieces is not None:
+            return pieces
         return [data] if data else []
 
     def decoded(self, data: bytes) -> bytes:

@@ -67,6 +67,11 @@ class _Framer:
         self.oversized = 0
         """How many frames were skipped for exceeding max_frame."""
 
+    idle = False
+    """Feeding this framer now only keeps bytes: it reads no frame until the stream ends or breaks
+    off, whatever bytes come (until something it reads changes the caller's needles). A caller may
+    then hand it chunks in bulk."""
+
     def feed(self, data: bytes) -> Iterable[Frame]:  # pragma: no cover - interface
         """The frames completed by data. May be lazy: consume it before the next feed, and the
         `interesting` test sees the caller's state as it is when each part is reached."""
@@ -95,6 +100,20 @@ class _BoundaryFramer(_Framer):
         self.searched = 0  # pending[:searched] is known to hold no needle
         self.boundary_search_from = 0  # pending[:boundary_search_from] holds no frame boundary
         self.hit = False  # pending holds a needle
+
+    @property
+    def idle(self) -> bool:
+        owner = self.owner
+        return (owner is not None and owner.needles == () and not self.hit and not self.skipping
+                and not self.at_start)
+
+    def forget(self) -> None:
+        """Drop what is held: the bytes fed next start a frame and do not follow it (a caller
+        left out frames that this framer, idle, would only have kept unread)."""
+        self.pending.clear()
+        self.searched = self.boundary_search_from = 0
+        self.hit = False
+        self.trim_above = 2 * self.keep
 
     def start_stream(self) -> bool:
         """Called with the stream's first bytes in pending; False to wait for more."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from .apis.base import Tracker
 from .decoding import UnsupportedEncoding, decoder_for
 from .eventstream import EventStreamFramer
-from .framing import DEFAULT_MAX_FRAME, LEADING_NOISE, Frame, framer_for
+from .framing import DEFAULT_MAX_FRAME, KEEP, LEADING_NOISE, Frame, SSEFramer, framer_for
 
 _SNIFF_LIMIT = 64
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -35,6 +35,10 @@ class StreamScanner:
         self.framing_may_fail = False
         """An EventStreamFramer: its `problem` is looked at after every chunk."""
         self.closed = False
+        self.kept: list[bytes] | None = None
+        """Whole-frame pieces (see feed_frames) not handed to the framer: None unless it is idle."""
+        self.kept_size = 0
+        self.gap = False  # pieces before `kept` were left out
         try:
             self.decode = decoder_for(content_encoding)
         except UnsupportedEncoding as e:
@@ -46,6 +50,8 @@ class StreamScanner:
         return self.framer.oversized if self.framer is not None else 0
 
     def feed(self, data: bytes) -> None:
+        if self.kept is not None:
+            self._release()
         if self.problem or self.closed or not data:
             return
         if self.decode is not None:
@@ -58,6 +64,36 @@ class StreamScanner:
         frames = framer.feed(data)  # _take's common case, one call less per chunk
         if frames:
             self._deliver(frames)
+
+    def feed_frames(self, data: bytes) -> None:
+        """Like feed, for bytes that end at a frame boundary, following others that did (the
+        usage-chunk filter's regions of whole SSE events). While the framer is idle they are only
+        kept, by reference: the last KEEP bytes or more of them, whole pieces, so what is kept
+        starts at a frame boundary too. The framer gets them when the stream ends or breaks off,
+        or when other bytes come; it would have read none of them before (see `_Framer.idle`)."""
+        kept = self.kept
+        if kept is None:
+            self.feed(data)
+            framer = self.framer
+            if (type(framer) is SSEFramer and framer.idle and self.decode is None and not self.problem
+                    and not self.closed):
+                self.kept = []
+            return
+        kept.append(data)
+        self.kept_size += len(data)
+        if self.kept_size > 2 * KEEP:
+            while self.kept_size - len(kept[0]) >= KEEP:
+                self.kept_size -= len(kept.pop(0))
+            self.gap = True
+
+    def _release(self) -> None:
+        """The kept pieces go to the framer: after a gap, in place of what it held."""
+        kept, self.kept, self.kept_size = self.kept, None, 0
+        if self.gap:
+            self.gap = False
+            self.framer.forget()
+        if kept:
+            self.feed(b"".join(kept))
 
     def _decode_and_take(self, data: bytes) -> None:
         try:
@@ -90,6 +126,8 @@ class StreamScanner:
     def close(self) -> None:
         if self.closed:
             return
+        if self.kept is not None:
+            self._release()
         self.closed = True
         if self.problem:
             return
@@ -108,6 +146,8 @@ class StreamScanner:
         """The stream broke off: read what the complete frames still held say (usage so far)."""
         if self.closed or self.problem or self.framer is None:
             return
+        if self.kept is not None:
+            self._release()
         self.closed = True
         self._deliver(self.framer.abandon())
 
