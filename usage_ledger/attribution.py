@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from mitmproxy.http import Headers
 
 TAG_PREFIX = "x-ledger-tag-"
-_TAG_PREFIX_BYTES = TAG_PREFIX.encode()
-_TAG_PREFIX_LEN = len(TAG_PREFIX)
+_TAG_NEEDLE = b"\n" + TAG_PREFIX.encode()
 _KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
 
 
 def take_tags(headers: Headers) -> str | None:
     """Remove `X-Ledger-Tag-<Name>: <value>` headers; their tags as a JSON object, or None."""
-    # Nearly no request has one: a look at the raw names (bytes) spares decoding them all.
-    prefix = _TAG_PREFIX_BYTES
-    if not any(name[:_TAG_PREFIX_LEN].lower() == prefix for name, _ in headers.fields):
+    # Nearly no request has one, and every request is looked at (twice): one search of all the
+    # raw names at once, each after a newline, spares a loop over them.
+    if (b"\n" + b"\n".join([name for name, _ in headers.fields]).lower()).find(_TAG_NEEDLE) < 0:
         return None
     tags: dict[str, str] = {}
     for name in [n for n in headers.keys() if n.lower().startswith(TAG_PREFIX)]:
@@ -30,8 +30,9 @@ def take_tags(headers: Headers) -> str | None:
     return json.dumps(tags, sort_keys=True, ensure_ascii=False) if tags else None
 
 
-def credential(headers: Headers, query: str) -> str | None:
-    """The API credential a request carries, wherever the provider expects it."""
+def credential(headers: Headers | Mapping[str, str], query: str) -> str | None:
+    """The API credential a request carries, wherever the provider expects it (`headers`:
+    mitmproxy's, or a header_map)."""
     auth = headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if token and scheme.lower() == "bearer":

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from .apis.base import body_error
 from .attribution import credential, fingerprint, scrub, take_tags
 from .decoding import Decode, UnsupportedEncoding, decoder_for
 from .forms import form_fields
+from .headers import header_map
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
 from .providers import provider_for
@@ -37,24 +38,28 @@ _HUNG_UP = ("client_aborted", "upstream_failed")
 _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
 
 
-def recognise_request(request: http.Request) -> tuple[Recognised, type[Tracker]] | None:
+def recognise_request(request: http.Request,
+                      headers: Mapping[str, str] | None = None) -> tuple[Recognised, type[Tracker]] | None:
     """The API shape of a POST to an LLM API path, or None for any other request.
 
     The body is read as a JSON object (UTF-8, a BOM allowed, or the UTF-16/32 that RFC 8259's
     detection in `json.loads` accepts) or a multipart form. A body that is neither (malformed,
     empty, an array, encoded in a way mitmproxy cannot undo) is still a call to that API: it is
     recognised on its path with an empty body, so it gets a row whose outcome the provider's
-    answer decides (mostly a 400 `http_error`), instead of passing unrecorded."""
+    answer decides (mostly a 400 `http_error`), instead of passing unrecorded. `headers`: the
+    request's `header_map`, when the caller has it."""
     path = request.path.partition("?")[0]
     if request.method != "POST" or not might_be_llm_call(path):
         return None
+    if headers is None:
+        headers = header_map(request.headers)
     try:
-        raw = request.get_content(strict=False) or b""
+        raw = (request.get_content(strict=False) if headers.get("content-encoding") else request.raw_content) or b""
     except ValueError:
         raw = b""
     body: dict[str, Any] | None = None
-    if "multipart/form-data" in request.headers.get("content-type", "").lower():
-        body = form_fields(request.headers["content-type"], raw)
+    if "multipart/form-data" in headers.get("content-type", "").lower():
+        body = form_fields(headers["content-type"], raw)
     elif raw:
         try:
             parsed = json.loads(raw)
@@ -111,11 +116,15 @@ class Call:
     """mitmproxy's own failure on this call's connection (the `proxy_error` message)."""
     on_stream_end: Callable[[], None] | None = field(default=None, repr=False)
     """Called once, from the stream, when its terminal event has been read."""
+    host: str = ""
+    """The request's `pretty_host` (the Host header's host, else the address connected to)."""
 
     @classmethod
-    def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker]) -> Call:
-        """Take the call's tags and credential from the request."""
+    def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker],
+              headers: Mapping[str, str] | None = None) -> Call:
+        """Take the call's tags and credential from the request (`headers`: its header_map)."""
         request = flow.request
+        host = request.pretty_host
         row_id = flow.id if not flow.is_replay else f"{flow.id}/replay-{uuid.uuid4().hex[:8]}"
         tracker = tracker_type(recognised.model_requested)
         tracker.on_request(recognised.body)
@@ -124,9 +133,10 @@ class Call:
             flow=flow,
             recognised=recognised,
             tracker=tracker,
-            provider=provider_for(request.pretty_host, request.port, recognised.api),
+            provider=provider_for(host, request.port, recognised.api),
             tags=flow_tags(flow),
-            secret=credential(request.headers, request.path.partition("?")[2]),
+            secret=credential(request.headers if headers is None else headers, request.path.partition("?")[2]),
+            host=host,
         )
 
     def inject_usage(self, request: http.Request, rewritten: bytes, hide: bool) -> None:
@@ -143,7 +153,7 @@ class Call:
         return CallStarted(
             flow_id=self.row_id,
             started_at=iso_utc(flow.request.timestamp_start),
-            **request_columns(flow),
+            **request_columns(flow, self.host),
             provider=self.provider,
             api=self.recognised.api,
             model_requested=self.recognised.model_requested,
@@ -328,13 +338,14 @@ class Call:
         )
 
 
-def request_columns(flow: http.HTTPFlow) -> dict[str, str | None]:
+def request_columns(flow: http.HTTPFlow, pretty_host: str | None = None) -> dict[str, str | None]:
     """CallStarted's columns that come from the HTTP request itself: client (`host:port`),
-    user_agent, method, host (the Host header as sent) and path (credentials redacted)."""
+    user_agent, method, host (the Host header as sent, else `pretty_host`, looked up when not
+    given) and path (credentials redacted)."""
     request = flow.request
     peer = flow.client_conn.peername
     return {"client": f"{peer[0]}:{peer[1]}" if peer else None, "user_agent": request.headers.get("user-agent"),
-            "method": request.method, "host": request.host_header or request.pretty_host,
+            "method": request.method, "host": request.host_header or pretty_host or request.pretty_host,
             "path": redact_path(request.path)}
 
 

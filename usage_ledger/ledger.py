@@ -17,6 +17,7 @@ from .background import BackgroundResponses
 from .budgets.addon import Budgets
 from .call import Call, failure_outcome, flow_tags, recognise_request
 from .comments import CostComments
+from .headers import header_map
 from .inject import include_usage_body
 from .listen import LocalOnly
 from .otel import OtelExport
@@ -157,14 +158,15 @@ class UsageLedger:
             return
         if self.background.start_poll(flow):
             return
-        found = recognise_request(flow.request)
+        headers = header_map(flow.request.headers)
+        found = recognise_request(flow.request, headers)
         if found is None:
             return
         recognised, tracker_type = found
-        call = Call.start(flow, recognised, tracker_type)
+        call = Call.start(flow, recognised, tracker_type, headers)
         body = recognised.body
         if (ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and body
-                and flow.request.pretty_host not in self.no_inject_hosts):
+                and body.get("stream") is True and call.host not in self.no_inject_hosts):
             rewritten = include_usage_body(flow.request.get_content(strict=False) or b"", body)
             if rewritten is not None:  # so the client did not ask for usage itself
                 call.inject_usage(flow.request, rewritten, hide=ctx.options.ledger_hide_injected_usage)
