@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mitmproxy import http
 
-from usage_ledger.call import recognise_request
+from usage_ledger.request_info import recognise_request
 
 CHAT = "https://api.openai.com/v1/chat/completions"
 

@@ -5,28 +5,24 @@ Knows mitmproxy's flow objects but not the addon machinery or SQLite.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from mitmproxy import http
 
-from .apis import Recognised, Tracker, might_be_llm_call, recognise
+from .apis import Recognised, Tracker
 from .apis.base import body_error
-from .attribution import credential, fingerprint, scrub, take_tags
+from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
-from .forms import form_fields
-from .headers import header_map
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
 from .providers import provider_for
 from .records import CallEnded, CallFinished, CallStarted, usage_columns
-from .redact import redact_path
+from .request_info import flow_tags, iso_utc, request_columns
 from .scanner import StreamScanner, scan_body
 from .usage import Usage
 
@@ -36,53 +32,6 @@ _STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
 _MEDIA_TYPES = ("audio/", "image/", "video/", "application/octet-stream")
 _HUNG_UP = ("client_aborted", "upstream_failed")
 _CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
-
-
-def recognise_request(request: http.Request,
-                      headers: Mapping[str, str] | None = None) -> tuple[Recognised, type[Tracker]] | None:
-    """The API shape of a POST to an LLM API path, or None for any other request.
-
-    The body is read as a JSON object (UTF-8, a BOM allowed, or the UTF-16/32 that RFC 8259's
-    detection in `json.loads` accepts) or a multipart form. A body that is neither (malformed,
-    empty, an array, encoded in a way mitmproxy cannot undo) is still a call to that API: it is
-    recognised on its path with an empty body, so it gets a row whose outcome the provider's
-    answer decides (mostly a 400 `http_error`), instead of passing unrecorded. `headers`: the
-    request's `header_map`, when the caller has it."""
-    path = request.path.partition("?")[0]
-    if request.method != "POST" or not might_be_llm_call(path):
-        return None
-    if headers is None:
-        headers = header_map(request.headers)
-    try:
-        raw = (request.get_content(strict=False) if headers.get("content-encoding") else request.raw_content) or b""
-    except ValueError:
-        raw = b""
-    body: dict[str, Any] | None = None
-    if "multipart/form-data" in headers.get("content-type", "").lower():
-        body = form_fields(headers["content-type"], raw)
-    elif raw:
-        try:
-            parsed = json.loads(raw)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            parsed = None
-        body = parsed if isinstance(parsed, dict) else None
-    return recognise(request.method, path, {} if body is None else body)
-
-
-_TAGS = "usage_ledger_tags"
-
-
-def flow_tags(flow: http.HTTPFlow) -> str | None:
-    """Strip the `X-Ledger-Tag-*` headers from any request passing through (recognised or not,
-    they never go upstream); the tags as JSON, kept on the flow for its call."""
-    tags = take_tags(flow.request.headers)
-    if tags is not None:
-        flow.metadata[_TAGS] = tags
-    return flow.metadata.get(_TAGS)
-
-
-def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -336,17 +285,6 @@ class Call:
             ttfb_ms=None, duration_ms=None, **usage_columns(None), cost_usd=None, price_source=None,
             service_tier=None, error=error,
         )
-
-
-def request_columns(flow: http.HTTPFlow, pretty_host: str | None = None) -> dict[str, str | None]:
-    """CallStarted's columns that come from the HTTP request itself: client (`host:port`),
-    user_agent, method, host (the Host header as sent, else `pretty_host`, looked up when not
-    given) and path (credentials redacted)."""
-    request = flow.request
-    peer = flow.client_conn.peername
-    return {"client": f"{peer[0]}:{peer[1]}" if peer else None, "user_agent": request.headers.get("user-agent"),
-            "method": request.method, "host": request.host_header or pretty_host or request.pretty_host,
-            "path": redact_path(request.path)}
 
 
 def failure_outcome(message: str) -> str:

@@ -15,7 +15,8 @@ from mitmproxy import ctx, http
 
 from .background import BackgroundResponses
 from .budgets.addon import Budgets
-from .call import Call, failure_outcome, flow_tags, recognise_request
+from .call import Call, failure_outcome
+from .request_info import flow_tags, recognise_request
 from .comments import CostComments
 from .headers import header_map
 from .inject import include_usage_body

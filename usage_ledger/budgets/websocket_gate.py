@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
 
-from ..call import flow_tags
+from ..request_info import flow_tags
 from ..websocket import API, STARTED
 from .refusal import message
 
