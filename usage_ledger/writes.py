@@ -27,6 +27,7 @@ _FULL = _FINISH + _START_ONLY  # the records are tuples in their columns' order
 
 _START_ONLY_SLICE = slice(_START.index(_START_ONLY[0]), _START.index(_START_ONLY[-1]) + 1)
 assert _START[_START_ONLY_SLICE] == _START_ONLY, "CallStarted's own columns must be together"
+assert _START[0] == _FINISH[0] == "flow_id", "write_batch keys records by their first field"
 
 # Errors that writing the same SQLite records again cannot cure (unlike a lock, a full disk, ...).
 PERMANENT = SQLITE_DRIVER.permanent
@@ -73,22 +74,26 @@ def write_batch(con, records: Iterable[object], replayed: bool = False, driver: 
     for record in records:
         kind = type(record)
         if kind is CallFinished:
-            finishes[record.flow_id] = record
+            finishes[record[0]] = record  # flow_id, the first field of both
         elif kind is CallStarted:
-            starts[record.flow_id] = record
+            starts[record[0]] = record
         elif kind is HostRejectsStreamOptions:
             hosts.append(record)
     # New rows in the order their calls started (so `ORDER BY id` stays the order of arrival):
     # consecutive runs of whole rows and of starts alone, one executemany each.
     runs: list[tuple[str, list[tuple]]] = []
+    full, start_only, statement, rows = sql.full, sql.start, None, []
+    pop, own = finishes.pop, _START_ONLY_SLICE
     for flow_id, start in starts.items():
-        finish = finishes.pop(flow_id, None)
-        statement = sql.start if finish is None else sql.full
-        values = start if finish is None else finish + start[_START_ONLY_SLICE]
-        if runs and runs[-1][0] is statement:
-            runs[-1][1].append(values)
+        finish = pop(flow_id, None)
+        if finish is None:
+            kind_sql, values = start_only, start
         else:
-            runs.append((statement, [values]))
+            kind_sql, values = full, finish + start[own]
+        if kind_sql is not statement:
+            statement, rows = kind_sql, []
+            runs.append((statement, rows))
+        rows.append(values)
     if finishes:  # their starts are in the ledger already
         runs.append((sql.finish, list(finishes.values())))
     if hosts:
