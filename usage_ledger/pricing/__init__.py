@@ -5,7 +5,9 @@ Perplexity's `usage.cost.total_cost`, xAI's ticks, LiteLLM's cost header), on an
 optional override file in LiteLLM's per-token format (`overrides.py`); then `genai-prices`
 (pydantic's price data and calculator, `bundled.py`), always from the snapshot bundled with the
 installed package: it is never told to fetch, so a price only changes when the dependency is
-upgraded, and `reprice_rows` (`reprice.py`) is how old rows catch up.
+upgraded, and `reprice_rows` (`reprice.py`) is how old rows catch up. `fast.py` computes
+genai-prices' answer (the same Decimal) without its per-call lookup and validation, ~10x faster,
+and leaves every case it does not cover to genai-prices itself.
 
 Money is Decimal throughout and rounded once per row (`_QUANTUM`), then stored as float in the
 REAL column. A call whose price is unknown gets NULL, never a silent 0.
