@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -18,6 +20,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
+_LISTENING = re.compile(r"proxy listening at (?:\*|[0-9.]+):(\d+)")
 
 
 def free_port() -> int:
@@ -60,7 +63,7 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
 def start_refused(tmp: Path, *sets: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """mitmdump with addon.py and `--set`s that should stop it at startup: its exit status and
     output (text), once it has exited."""
-    args = [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1", "-p", str(free_port()),
+    args = [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1", "-p", "0",
             "--set", f"ledger_db={tmp / 'l.db'}"]
     for s in sets:
         args += ["--set", s]
@@ -74,10 +77,12 @@ class Proxy:
         scripts: further addon scripts to load after it."""
         self.tmp = tmp
         self.db = db or tmp / "ledger.db"
-        self.port = free_port()
-        self.log_path = tmp / f"mitmdump-{self.port}.log"
+        self.log_path = next(p for n in itertools.count() if not (p := tmp / f"mitmdump-{n}.log").exists())
         command = command or [str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1"]
-        args = [*command, "-p", str(self.port), "--set", f"confdir={tmp / 'conf'}"]
+        # Port 0: mitmdump binds a free port itself and says which. A port picked here and
+        # handed over could be taken meanwhile by another suite's proxy or stand-in, which
+        # would then answer the readiness probe for a mitmdump that failed to listen.
+        args = [*command, "-p", "0", "--set", f"confdir={tmp / 'conf'}"]
         if db is not False:
             args += ["--set", f"ledger_db={self.db}"]
         for s in sets:
@@ -85,9 +90,27 @@ class Proxy:
         for script in scripts:
             args += ["-s", str(script)]
         self.log = self.log_path.open("w")
+        # unbuffered: the log is read while mitmdump runs (its port, lines tests wait for)
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.port = self.wait_listening()
         self.wait_serving()
+
+    def wait_listening(self, timeout: float = 90) -> int:
+        """The port mitmdump says it listens on ("HTTP(S) proxy listening at 127.0.0.1:PORT.",
+        or *:PORT on every interface)."""
+        def said() -> int | None:
+            if found := _LISTENING.search(self.log_path.read_text(errors="replace")):
+                return int(found[1])
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mitmdump exited: {self.log_path.read_text()[-2000:]}")
+            return None
+
+        try:
+            return wait_until(said, timeout, "mitmdump to listen")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"mitmdump did not listen within {timeout} s: {self.log_path.read_text()[-2000:]}")
 
     def wait_serving(self, timeout: float = 90) -> None:
         """Return once a request through the proxy gets its answer: mitmdump accepts connections

@@ -14,7 +14,7 @@ import pytest
 from usage_ledger.otel import wanted
 
 from .otlp_receiver import OtlpReceiver
-from .proxy import MITMDUMP, ROOT, Proxy, free_port
+from .proxy import MITMDUMP, ROOT, Proxy
 
 FAST = {"OTEL_BSP_SCHEDULE_DELAY": "100"}  # spans leave the batch processor within 0.1 s
 
@@ -160,7 +160,7 @@ def test_when_export_is_on():
 
 def test_a_bad_endpoint_stops_startup_with_one_clear_line(tmp_path):
     done = subprocess.run([str(MITMDUMP), "-s", str(ROOT / "addon.py"), "--listen-host", "127.0.0.1",
-                           "-p", str(free_port()), "--set", f"ledger_db={tmp_path / 'l.db'}",
+                           "-p", "0", "--set", f"ledger_db={tmp_path / 'l.db'}",
                            "--set", "ledger_otlp_endpoint=collector:4318"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0
