@@ -119,7 +119,24 @@ def genai_usage_values(api: str, usage: Usage) -> dict[str, int]:
         values["cache_audio_read_tokens"] = _gemini_modality(raw, "cacheTokensDetails", "AUDIO")
         values["output_audio_tokens"] = _gemini_modality(raw, "candidatesTokensDetails", "AUDIO")
     values.update(other_units(api, raw))
-    return {k: v for k, v in values.items() if v}
+    kept = {k: v for k, v in values.items() if v}
+    # A cache read beside audio (or image) input: genai-prices must be told how much of the cache
+    # was audio, even none, or it refuses to price. Said only when the provider broke the cache down.
+    if _cache_broken_down(api, raw) and kept.get("cache_read_tokens"):
+        for whole, cached in (("input_audio_tokens", "cache_audio_read_tokens"),
+                              ("input_image_tokens", "cache_image_read_tokens")):
+            if kept.get(whole):
+                kept.setdefault(cached, 0)
+    return kept
+
+
+def _cache_broken_down(api: str, raw: dict[str, Any]) -> bool:
+    """Did the provider report its cache read by modality (Realtime's `cached_tokens_details`,
+    Gemini's `cacheTokensDetails`)?"""
+    if api == "openai-realtime":
+        details = raw.get("input_token_details")
+        return isinstance(details, dict) and isinstance(details.get("cached_tokens_details"), dict)
+    return api == "gemini" and isinstance(raw.get("cacheTokensDetails"), list)
 
 
 def other_units(api: str, raw: dict[str, Any] | None) -> dict[str, int | float]:
