@@ -97,8 +97,12 @@ class UsageChunkFilter:
             if 13 in rest:
                 return self.feed_cr(data)
         self.tail = rest
-        if self.scan is not None:
-            self.scanned(region)
+        scan = self.scan
+        if scan is not None:
+            try:  # inline, as scanned() does: this is every chunk's path
+                scan(region)
+            except Exception:
+                self.scan_stopped()
         if _MAYBE_EMPTY_ARRAY.search(region) is not None:
             region = self.filtered(region)
         return [region] if region else []
@@ -142,9 +146,13 @@ class UsageChunkFilter:
     def scanned(self, data: bytes) -> None:
         try:
             self.scan(data)
-        except Exception:  # our bug must cost the client nothing: stop reading usage instead
-            log.exception("usage-ledger: stopped reading usage from a stream")
-            self.scan, self.scan_failed = None, True
+        except Exception:
+            self.scan_stopped()
+
+    def scan_stopped(self) -> None:
+        """scan raised: our bug must cost the client nothing, so usage is no longer read instead."""
+        log.exception("usage-ledger: stopped reading usage from a stream")
+        self.scan, self.scan_failed = None, True
 
     def filtered(self, region: bytes) -> bytes:
         """A region of whole events that may hold the usage chunk, without it."""

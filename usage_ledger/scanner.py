@@ -14,6 +14,7 @@ from .eventstream import EventStreamFramer
 from .framing import DEFAULT_MAX_FRAME, KEEP, LEADING_NOISE, Frame, SSEFramer, framer_for
 
 _SNIFF_LIMIT = 64
+_KEPT_MAX = 2 * KEEP
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 
@@ -81,13 +82,20 @@ class StreamScanner:
             return
         kept.append(data)
         self.kept_size += len(data)
-        if self.kept_size > 2 * KEEP:
-            while self.kept_size - len(kept[0]) >= KEEP:
-                self.kept_size -= len(kept.pop(0))
+        if self.kept_size > _KEPT_MAX:
+            self._drop_old()
+
+    def _drop_old(self) -> None:
+        """Leave out the oldest pieces while the rest still hold KEEP bytes or more."""
+        kept = self.kept
+        while len(kept) > 1 and self.kept_size - len(kept[0]) >= KEEP:
+            self.kept_size -= len(kept.pop(0))
             self.gap = True
 
     def _release(self) -> None:
-        """The kept pieces go to the framer: after a gap, in place of what it held."""
+        """The kept pieces go to the framer (the last KEEP bytes or more of them, so it reads no
+        more at the end than it would have kept): after a gap, in place of what it held."""
+        self._drop_old()
         kept, self.kept, self.kept_size = self.kept, None, 0
         if self.gap:
             self.gap = False
