@@ -3,7 +3,7 @@
 
     uv run python benchmarks/bench_proxy.py [--requests 300] [--rounds 3] [--concurrency 8]
 
-Both run as real mitmdump processes (`-q`) on loopback, in front of the stand-in provider
+Both run as real mitmdump processes (no flow lines) on loopback, in front of the stand-in provider
 (tests/standin.py) in this process; httpx clients on threads send the load. Rounds are
 interleaved (addon, baseline, addon, ...) so both see the same machine. Kinds of call:
 
@@ -42,6 +42,8 @@ KINDS = {
     "plain": ("openai__openai-chat__nostream__gpt5-service-tier", False, None),
 }
 TICK = os.sysconf("SC_CLK_TCK")
+# No flow lines (mitmdump's -q would also hide the "proxy listening at" line Proxy reads its port from).
+QUIET = ["--set", "flow_detail=0"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         with StandIn() as standin:
             (tmp / "addon").mkdir()
             (tmp / "baseline").mkdir()
-            addon = Proxy(tmp / "addon", command=[str(MITMDUMP), "-q", "-s", str(ROOT / "addon.py"),
+            addon = Proxy(tmp / "addon", command=[str(MITMDUMP), *QUIET, "-s", str(ROOT / "addon.py"),
                                                   "--listen-host", "127.0.0.1"])
             baseline = Proxy(tmp / "baseline", db=False, command=[
-                str(MITMDUMP), "-q", "-s", str(ROOT / "benchmarks" / "stream_only.py"), "--listen-host", "127.0.0.1"])
+                str(MITMDUMP), *QUIET, "-s", str(ROOT / "benchmarks" / "stream_only.py"), "--listen-host", "127.0.0.1"])
             try:
                 for kind in KINDS:  # warm both up: first calls load prices, open connections
                     load(addon, standin, kind, 20, 2)
