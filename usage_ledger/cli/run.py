@@ -45,6 +45,19 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
+def serving(host: str, port: int) -> bool:
+    """Does the proxy answer HTTP? mitmdump accepts connections seconds before it serves them
+    (on a busy machine). The probe asks it for a port nothing listens on: it answers at once
+    (a 502 of its own), with no DNS lookup and no row."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as conn:
+            conn.settimeout(5)
+            conn.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n")
+            return conn.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
 def mitmdump_path() -> str:
     beside = Path(sys.executable).parent / "mitmdump"
     found = str(beside) if beside.is_file() else shutil.which("mitmdump")
@@ -53,9 +66,12 @@ def mitmdump_path() -> str:
     return found
 
 
+_START_TIMEOUT = 90  # s: mitmdump with the addon took 11-14 s to serve on a 2-core box at load 9
+
+
 def start_proxy(host: str, port: int, db: str, confdir: str) -> subprocess.Popen:
     """mitmdump with the addon, in its own session so the terminal's Ctrl-C reaches only the
-    command; returns once it accepts connections and its CA file exists. db: the ledger_db
+    command; returns once it answers HTTP and its CA file exists. db: the ledger_db
     value (a file, or a postgresql:// URL, whose log goes to the default ledger folder)."""
     folder = Path(default_db_path() if is_postgres(db) else db).expanduser().parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger's folder is private
@@ -68,15 +84,15 @@ def start_proxy(host: str, port: int, db: str, confdir: str) -> subprocess.Popen
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 raise CliError(f"mitmdump exited with status {proc.returncode}: {tail[0]} (log: {log_path})")
-            if ca.is_file() and listening(host, port):
+            if ca.is_file() and listening(host, port) and serving(host, port):
                 return proc
             time.sleep(0.1)
-        raise CliError(f"mitmdump did not start listening on {host}:{port} within 30s (log: {log_path})")
+        raise CliError(f"mitmdump did not start serving on {host}:{port} within {_START_TIMEOUT}s (log: {log_path})")
     except BaseException:  # Ctrl-C or SIGTERM while waiting included: never leave it running
         stop_proxy(proc)
         raise
