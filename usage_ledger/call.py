@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +16,7 @@ from mitmproxy import http
 
 from .apis import Recognised, Tracker
 from .apis.base import body_error
+from .frames import Frame
 from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
 from .hide import UsageChunkFilter
@@ -65,6 +66,8 @@ class Call:
     """mitmproxy's own failure on this call's connection (the `proxy_error` message)."""
     on_stream_end: Callable[[], None] | None = field(default=None, repr=False)
     """Called once, from the stream, when its terminal event has been read."""
+    direct_feed: Callable[[bytes], Iterable[Frame]] | None = field(default=None, repr=False)
+    """The scanner's `direct_feed` while the stream is only scanned: every chunk's path."""
     host: str = ""
     """The request's `pretty_host` (the Host header's host, else the address connected to)."""
 
@@ -156,6 +159,19 @@ class Call:
 
         The one exception is the usage-only chunk our injection caused (see hide.py).
         """
+        feed = self.direct_feed
+        if feed is not None and data:  # scanned only: the framer gets the chunk and nothing else runs
+            try:
+                frames = feed(data)
+                if frames:
+                    self.scanner.deliver(frames)
+            except Exception:  # our bug must never break the client's stream
+                self.stop_scanning()
+            else:
+                if frames and self.on_stream_end is not None and self.tracker.ended:
+                    end, self.on_stream_end = self.on_stream_end, None
+                    end()
+            return [data]
         if self.decode is not None:
             if data:
                 data = self.decoded(data)
@@ -175,18 +191,24 @@ class Call:
         if not self.hook_failed and self.scanner is not None:
             try:
                 if not data:
+                    self.direct_feed = None
                     self.scanner.close()
                 elif chunk_filter is None or chunk_filter.scan is None:  # else the filter fed it
                     self.scanner.feed(data)
+                    if chunk_filter is None and self.decode is None:
+                        self.direct_feed = self.scanner.direct_feed
             except Exception:  # our bug must never break the client's stream
-                self.hook_failed = True
-                log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
+                self.stop_scanning()
         if self.on_stream_end is not None and self.tracker.ended:
             end, self.on_stream_end = self.on_stream_end, None
             end()
         if pieces is not None:
             return pieces
         return [data] if data else []
+
+    def stop_scanning(self) -> None:
+        self.hook_failed, self.direct_feed = True, None
+        log.exception("usage-ledger: stopped reading usage from flow %s", self.row_id)
 
     def decoded(self, data: bytes) -> bytes:
         try:
@@ -204,7 +226,7 @@ class Call:
         self.hide_usage_chunk = False
         self.chunk_filter = None
         self.decode = None
-        self.scanner = None
+        self.scanner = self.direct_feed = None
         if self.begin_response(response):
             self.on_chunk(response.raw_content or b"")
             self.on_chunk(b"")
@@ -229,6 +251,7 @@ class Call:
                     log.exception("usage-ledger: could not read usage from flow %s", self.row_id)
             else:
                 error = body_error(body)
+        self.direct_feed = None
         if self.scanner is not None:
             if not self.scanner.closed:
                 self.scanner.abandon()  # broken off: the usage seen so far still counts
