@@ -19,6 +19,7 @@ from .apis.base import body_error
 from .frames import Frame
 from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
+from .headers import pretty_host
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
 from .providers import provider_for
@@ -70,13 +71,15 @@ class Call:
     """The scanner's `direct_feed` while the stream is only scanned: every chunk's path."""
     host: str = ""
     """The request's `pretty_host` (the Host header's host, else the address connected to)."""
+    request_headers: Mapping[str, str] | None = field(default=None, repr=False)
+    """The request's header_map, when the caller made one: read instead of mitmproxy's Headers."""
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker],
               headers: Mapping[str, str] | None = None) -> Call:
         """Take the call's tags and credential from the request (`headers`: its header_map)."""
         request = flow.request
-        host = request.pretty_host
+        host = request.pretty_host if headers is None else pretty_host(request, headers)
         row_id = flow.id if not flow.is_replay else f"{flow.id}/replay-{uuid.uuid4().hex[:8]}"
         tracker = tracker_type(recognised.model_requested)
         tracker.on_request(recognised.body)
@@ -89,6 +92,7 @@ class Call:
             tags=flow_tags(flow),
             secret=credential(request.headers if headers is None else headers, request.path.partition("?")[2]),
             host=host,
+            request_headers=headers,
         )
 
     def inject_usage(self, request: http.Request, rewritten: bytes, hide: bool) -> None:
@@ -105,7 +109,7 @@ class Call:
         return CallStarted(
             flow_id=self.row_id,
             started_at=iso_utc(flow.request.timestamp_start),
-            **request_columns(flow, self.host),
+            **request_columns(flow, self.host, self.request_headers),
             provider=self.provider,
             api=self.recognised.api,
             model_requested=self.recognised.model_requested,

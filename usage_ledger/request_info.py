@@ -13,7 +13,7 @@ from mitmproxy import http
 from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .attribution import take_tags
 from .forms import form_fields
-from .headers import header_map
+from .headers import header_map, host_header
 from .redact import redact_path
 
 
@@ -64,12 +64,17 @@ def iso_utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def request_columns(flow: http.HTTPFlow, pretty_host: str | None = None) -> dict[str, str | None]:
+def request_columns(flow: http.HTTPFlow, pretty_host: str | None = None,
+                    headers: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """CallStarted's columns that come from the HTTP request itself: client (`host:port`),
     user_agent, method, host (the Host header as sent, else `pretty_host`, looked up when not
-    given) and path (credentials redacted)."""
+    given) and path (credentials redacted). `headers`: the request's header_map, if made."""
     request = flow.request
     peer = flow.client_conn.peername
-    return {"client": f"{peer[0]}:{peer[1]}" if peer else None, "user_agent": request.headers.get("user-agent"),
-            "method": request.method, "host": request.host_header or pretty_host or request.pretty_host,
+    if headers is None:
+        user_agent, host = request.headers.get("user-agent"), request.host_header
+    else:
+        user_agent, host = headers.get("user-agent"), host_header(request, headers)
+    return {"client": f"{peer[0]}:{peer[1]}" if peer else None, "user_agent": user_agent,
+            "method": request.method, "host": host or pretty_host or request.pretty_host,
             "path": redact_path(request.path)}
