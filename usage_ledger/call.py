@@ -20,6 +20,7 @@ from .frames import Frame
 from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
 from .headers import pretty_host
+from .outcomes import final_outcome
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
 from .providers import provider_for
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 _STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
 _MEDIA_TYPES = ("audio/", "image/", "video/", "application/octet-stream")
-_HUNG_UP = ("client_aborted", "upstream_failed")
-_CLIENT_SIDE_ERRORS = ("client disconnected", "reset by client", "connection killed", "client closed")
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -264,15 +263,7 @@ class Call:
                             self.row_id, self.scanner.oversized, self.scanner.max_frame)
             if self.scanner.problem:
                 log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.row_id, self.scanner.problem)
-        if outcome in _HUNG_UP and self.tracker.ended and status is not None and 200 <= status < 300:
-            outcome, error = None, None  # the stream had ended: a hang-up after its last event loses nothing
-        if outcome is None:
-            if status is not None and not 200 <= status < 300:
-                outcome, error = "http_error", self.tracker.error or error or f"HTTP {status}"
-            elif self.tracker.error:
-                outcome, error = "stream_error", self.tracker.error
-            else:
-                outcome = "ok"
+        outcome, error = final_outcome(outcome, error, status, self.tracker.ended, self.tracker.error)
         usage = self.tracker.usage()
         reported = header_cost(response.headers) if response is not None else None
         if reported is not None:  # a gateway's own figure for what it charged
@@ -313,8 +304,3 @@ class Call:
             service_tier=None, error=error,
         )
 
-
-def failure_outcome(message: str) -> str:
-    """`client_aborted` or `upstream_failed`, from mitmproxy's error message."""
-    lowered = message.lower()
-    return "client_aborted" if any(s in lowered for s in _CLIENT_SIDE_ERRORS) else "upstream_failed"

@@ -15,7 +15,8 @@ from mitmproxy import ctx, http
 
 from .background import BackgroundResponses
 from .budgets.addon import Budgets
-from .call import Call, failure_outcome
+from .call import Call
+from .outcomes import failure_outcome
 from .request_info import flow_tags, recognise_request
 from .comments import CostComments
 from .headers import header_map

@@ -21,7 +21,7 @@ from .apis.openai_realtime import API as REALTIME
 from .apis.openai_realtime import RealtimeSocket, is_realtime_websocket, requested_model, subprotocol_key
 from .apis.openai_responses_ws import ResponsesSocket, WsResponse, is_responses_websocket
 from .attribution import credential, fingerprint, scrub
-from .call import failure_outcome
+from .outcomes import failure_outcome
 from .request_info import flow_tags, iso_utc, request_columns
 from .providers import provider_for
 from .records import CallEnded, CallFinished, CallStarted, usage_columns
