@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -64,6 +65,17 @@ def test_sdk_that_did_not_ask_gets_no_usage_chunk_and_the_ledger_gets_the_usage(
     assert row["price_source"].startswith("genai-prices ")
     assert row["service_tier"] == "default"
     assert row["machine"] == socket.gethostname()  # the ledger_machine default
+
+
+def test_the_start_up_heap_is_frozen_once_and_calls_go_on(proxy, standin):
+    """heap.py: once the prices are loaded, what start-up left is moved out of the collector's way."""
+    frozen = wait_until(lambda: re.findall(r"(\d+) start-up objects moved out", proxy.log_path.read_text()),
+                        60, "the start-up freeze")
+    assert len(frozen) == 1 and int(frozen[0]) > 10_000  # mitmproxy's, ours and the price data
+    chunks = stream_chat(openai_client(proxy, standin, CHAT_CASE, "honor-include-usage"))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "10 + 5 equals 15."
+    (row,) = proxy.wait_rows(1)
+    assert row["output_tokens"] == 8 and row["cost_usd"] == pytest.approx(23 * 0.15e-6 + 8 * 0.60e-6)
 
 
 def test_sdk_that_asked_gets_the_usage_chunk(proxy, standin):

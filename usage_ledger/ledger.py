@@ -20,6 +20,7 @@ from .outcomes import failure_outcome
 from .request_info import flow_tags, recognise_request
 from .comments import CostComments
 from .headers import header_map
+from .heap import freeze_when_ready
 from .inject import include_usage_body
 from .listen import LocalOnly
 from .otel import OtelExport
@@ -65,11 +66,16 @@ class UsageLedger:
         self.background = BackgroundResponses()
         self.comments = CostComments()
         self.shutdown_grace = 5.0
+        self.freezing: asyncio.Future | None = None
         self.all_ended: asyncio.Event | None = None
         """Set while mitmproxy stops, once no call is in flight (or a second signal says: now)."""
 
     def running(self) -> None:
         self.crash_watch.install()
+        master = getattr(ctx, "master", None)
+        # a proxy starting, not a test harness's master: the freeze is for the whole process
+        if self.store is not None and not type(master).__module__.startswith("mitmproxy.test"):
+            self.freezing = asyncio.ensure_future(freeze_when_ready(self.store.warmed))
 
     def proxy_crashed(self, client: tuple[str, int], message: str) -> None:
         """mitmproxy failed inside itself on this client's connection: its calls in flight end

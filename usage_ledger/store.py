@@ -82,6 +82,7 @@ class LedgerStore:
         except backend.driver.errors as e:  # locked, read-only, server away, ...: the writer keeps trying
             self._failed(e)
             self.hosts_without_stream_options = set()
+        self.warmed = threading.Event()  # set once the writer has loaded the prices
         self.thread = threading.Thread(target=self._run, name="usage-ledger-writer", daemon=True)
         self.thread.start()
 
@@ -105,6 +106,7 @@ class LedgerStore:
 
     def _run(self) -> None:
         self.pricer.warm()
+        self.warmed.set()
         if self.journal_bytes:
             self.journal_records = sum(1 for batch in self.journal.batches(1000) for _ in batch)
         delay, retry_at, status_at, stopping, failures = self.backoff[0], 0.0, 0.0, False, 0
