@@ -171,9 +171,8 @@ class Call:
             except Exception:  # our bug must never break the client's stream
                 self.stop_scanning()
             else:
-                if frames and self.on_stream_end is not None and self.tracker.ended:
-                    end, self.on_stream_end = self.on_stream_end, None
-                    end()
+                if frames:
+                    self.notice_end()
             return [data]
         if self.decode is not None:
             if data:
@@ -202,12 +201,16 @@ class Call:
                         self.direct_feed = self.scanner.direct_feed
             except Exception:  # our bug must never break the client's stream
                 self.stop_scanning()
-        if self.on_stream_end is not None and self.tracker.ended:
-            end, self.on_stream_end = self.on_stream_end, None
-            end()
+        self.notice_end()
         if pieces is not None:
             return pieces
         return [data] if data else []
+
+    def notice_end(self) -> None:
+        """Call on_stream_end, once, when the tracker has read the API's terminal event."""
+        if self.on_stream_end is not None and self.tracker.ended:
+            end, self.on_stream_end = self.on_stream_end, None
+            end()
 
     def stop_scanning(self) -> None:
         self.hook_failed, self.direct_feed = True, None

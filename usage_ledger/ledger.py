@@ -66,7 +66,7 @@ class UsageLedger:
         self.background = BackgroundResponses()
         self.comments = CostComments()
         self.shutdown_grace = 5.0
-        self.freezing: asyncio.Future | None = None
+        self.freezing: asyncio.Future | None = None  # held: the loop keeps only a weak reference to a task
         self.all_ended: asyncio.Event | None = None
         """Set while mitmproxy stops, once no call is in flight (or a second signal says: now)."""
 
