@@ -1,7 +1,7 @@
 """The whole proxy with addon.py against mitmdump with only an SSE-streaming addon
 (benchmarks/stream_only.py), under the same load, for three kinds of call.
 
-    uv run python benchmarks/bench_proxy.py [--requests 300] [--rounds 3] [--concurrency 8]
+    uv run python benchmarks/bench_proxy.py [--requests 300] [--rounds 3] [--concurrency 8] [--context-kb 0]
 
 Both run as real mitmdump processes (no flow lines) on loopback, in front of the stand-in provider
 (tests/standin.py) in this process; httpx clients on threads send the load. Rounds are
@@ -14,6 +14,8 @@ interleaved (addon, baseline, addon, ...) so both see the same machine. Kinds of
 Printed per kind: mitmdump CPU per request (utime + stime from /proc/<pid>/stat, over the
 load only) and the ratio addon / baseline, and p50 / p99 client latency ratios. The ledger's
 goal is a CPU ratio <= 1.10 for every kind. Every addon round's rows are checked (ok, tokens).
+`--context-kb N` sends each request with about N kB of earlier turns (prose and code), as an
+agent's request carries its conversation: the proxy parses every recognised request body.
 """
 
 from __future__ import annotations
@@ -51,10 +53,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-def load(proxy: Proxy, standin: StandIn, kind: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+def conversation(kb: int) -> list[dict[str, str]]:
+    """About `kb` kB of earlier turns, user and assistant in turn, each prose and a code block."""
+    turn = ("Here is the function, with the test that fails on it: \"quoted\", tabs\t and é.\n```python\n"
+            + "def total(rows):\n    return sum(r['input_tokens'] + r.get('cache_read', 0) for r in rows)\n" * 8
+            + "```\n")
+    messages = []
+    while sum(len(m["content"]) for m in messages) < kb * 1000:
+        messages.append({"role": ("user", "assistant")[len(messages) % 2], "content": turn})
+    return messages
+
+
+def load(proxy: Proxy, standin: StandIn, kind: str, requests: int, concurrency: int,
+         context_kb: int = 0) -> tuple[float, list[float]]:
     """CPU seconds mitmdump spent on `requests` calls of one kind, and each call's latency (s)."""
     case, stream, options = KINDS[kind]
-    body = {"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "What is 10 + 5?"}]}
+    body = {"model": "gpt-4o-mini", "stream": stream,
+            "messages": [*conversation(context_kb), {"role": "user", "content": "What is 10 + 5?"}]}
     if options is not None:
         body["stream_options"] = options
     headers = {"x-standin-case": case, "x-standin-fault": "honor-include-usage"}
@@ -91,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="calls per kind per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--context-kb", type=int, default=0, help="earlier turns in each request, kB")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     results = {(side, kind): ([], []) for side in ("addon", "baseline") for kind in KINDS}
@@ -104,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                 str(MITMDUMP), *QUIET, "-s", str(ROOT / "benchmarks" / "stream_only.py"), "--listen-host", "127.0.0.1"])
             try:
                 for kind in KINDS:  # warm both up: first calls load prices, open connections
-                    load(addon, standin, kind, 20, 2)
-                    load(baseline, standin, kind, 20, 2)
+                    load(addon, standin, kind, 20, 2, args.context_kb)
+                    load(baseline, standin, kind, 20, 2, args.context_kb)
                 for _ in range(args.rounds):
                     for kind in KINDS:
                         for side, proxy in (("addon", addon), ("baseline", baseline)):
-                            cpu, lat = load(proxy, standin, kind, args.requests, args.concurrency)
+                            cpu, lat = load(proxy, standin, kind, args.requests, args.concurrency, args.context_kb)
                             results[side, kind][0].append(cpu / args.requests)
                             results[side, kind][1].extend(lat)
                 total = (args.rounds * args.requests + 20) * len(KINDS)
@@ -120,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 baseline.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{args.rounds} interleaved rounds x {args.requests} calls per kind, concurrency {args.concurrency}")
+    print(f"{args.rounds} interleaved rounds x {args.requests} calls per kind, concurrency {args.concurrency}, "
+          f"{args.context_kb} kB of context per request")
     print(f"{'kind':8} {'addon ms/req':>12} {'base ms/req':>12} {'CPU ratio':>9} {'p50 ratio':>9} {'p99 ratio':>9}")
     worst = 0.0
     for kind in KINDS:

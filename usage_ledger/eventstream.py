@@ -23,6 +23,7 @@ from binascii import crc32
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import json_bytes
 from .framing import DEFAULT_MAX_FRAME, Frame, Interest, _Framer
 
 PRELUDE = 12
@@ -188,7 +189,7 @@ def exception_reason(frame: Frame) -> str | None:
         return None
     kind = frame.event.partition(":")[2]
     try:
-        payload = json.loads(frame.data)
+        payload = json_bytes.loads(frame.data)
     except ValueError:
         payload = None
     detail = payload.get("message") or payload.get("Message") if isinstance(payload, dict) else None

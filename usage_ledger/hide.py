@@ -19,10 +19,11 @@ keeps them by reference instead of copying and searching the stream again.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
+
+from . import json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def is_usage_only_event(event: bytes) -> bool:
     if not _EMPTY_CHOICES.search(data):
         return False
     try:
-        chunk = json.loads(data)
+        chunk = json_bytes.loads(data)
     except (ValueError, RecursionError):
         return False
     return isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict)

@@ -3,13 +3,13 @@ the columns of its started row. Knows mitmproxy's request objects, nothing of th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from mitmproxy import http
 
+from . import json_bytes
 from .apis import Recognised, Tracker, might_be_llm_call, recognise
 from .attribution import take_tags
 from .forms import form_fields
@@ -41,7 +41,7 @@ def recognise_request(request: http.Request,
         body = form_fields(headers["content-type"], raw)
     elif raw:
         try:
-            parsed = json.loads(raw)
+            parsed = json_bytes.loads(raw)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             parsed = None
         body = parsed if isinstance(parsed, dict) else None

@@ -5,9 +5,9 @@ Pure: bytes in, the tracker's usage/model/error out. No I/O, no mitmproxy.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 
+from . import json_bytes
 from .apis.base import Tracker
 from .decoding import UnsupportedEncoding, decoder_for
 from .eventstream import EventStreamFramer
@@ -180,7 +180,7 @@ class StreamScanner:
 def scan_body(tracker: Tracker, body: bytes) -> None:
     """A complete, already decoded, non-streamed body."""
     try:
-        obj = json.loads(body)
+        obj = json_bytes.loads(body)
     except ValueError:
         scanner = StreamScanner(tracker)  # some servers answer SSE without a stream flag
         scanner.feed(body)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import json_bytes
 from ..framing import Frame
 from ..usage import Usage
 
@@ -100,7 +101,7 @@ class Tracker:
         if not self.interesting(data):
             return
         try:
-            obj = json.loads(data, parse_constant=_no_constant)
+            obj = json_bytes.loads(data, _no_constant)
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
             return
         if isinstance(obj, dict):

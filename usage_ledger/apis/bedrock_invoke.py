@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any
 from urllib.parse import unquote
 
+from .. import json_bytes
 from ..eventstream import exception_reason
 from ..framing import Frame
 from .anthropic_messages import MessagesTracker
@@ -72,7 +72,7 @@ class BedrockMessagesTracker(MessagesTracker):
             # Most chunks are text deltas: a few dozen characters say so without decoding it all.
             if len(encoded) > _PEEK and any(k in base64.b64decode(encoded[:_PEEK]) for k in _NO_USAGE):
                 return
-            event = json.loads(base64.b64decode(encoded))
+            event = json_bytes.loads(base64.b64decode(encoded))
         except (ValueError, binascii.Error, RecursionError):
             return
         if not isinstance(event, dict):

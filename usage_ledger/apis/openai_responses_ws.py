@@ -16,11 +16,11 @@ Pure: message bytes in, calls out. Almost every server message is a delta: a reg
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import json_bytes
 from .base import Tracker, error_message
 from .openai_responses import TERMINAL_EVENTS, ResponsesTracker
 
@@ -137,7 +137,7 @@ def response_create(content: bytes) -> dict[str, Any] | None:
 def json_object(content: bytes) -> dict[str, Any] | None:
     """A message's JSON object, or None when it is not one."""
     try:
-        obj = json.loads(content)
+        obj = json_bytes.loads(content)
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import ctx, http
 
+from .. import json_bytes
 from ..request_info import flow_tags
 from ..websocket import API, STARTED
 from .refusal import message
@@ -36,7 +37,7 @@ async def check_websocket_message(gate, flow: http.HTTPFlow) -> None:
         return
     sent = flow.websocket.messages[-1]
     try:
-        body = json.loads(sent.content)
+        body = json_bytes.loads(sent.content)
     except (ValueError, RecursionError):
         body = None
     row_id = websockets.row_id(flow.id, response)
