@@ -24,8 +24,10 @@ def stream(line_end: bytes) -> tuple[bytes, bytes]:
     return full, shown
 
 
-def run(data: bytes, cuts: list[int]) -> tuple[bytes, int]:
+def run(data: bytes, cuts: list[int], hold_joined: int | None = None) -> tuple[bytes, int]:
     f = UsageChunkFilter()
+    if hold_joined is not None:  # how long an unfinished event may grow before it is held in pieces
+        f.hold_joined = hold_joined
     out = bytearray()
     bounds = [0, *sorted(set(c % (len(data) + 1) for c in cuts)), len(data)]
     for a, b in zip(bounds, bounds[1:]):
@@ -79,8 +81,9 @@ def test_every_single_cut_and_pair_of_adjacent_cuts():
         full, shown = stream(line_end)
         for cut in range(len(full) + 1):
             for cuts in ([cut], [cut, cut + 1]):
-                out, hidden = run(full, cuts)
-                assert out == shown and hidden == 1, (line_end, cuts)
+                for hold_joined in (None, 0):
+                    out, hidden = run(full, cuts, hold_joined)
+                    assert out == shown and hidden == 1, (line_end, cuts, hold_joined)
 
 
 def chat_event(content: str, line_end: bytes) -> bytes:
@@ -91,8 +94,9 @@ def chat_event(content: str, line_end: bytes) -> bytes:
 @settings(max_examples=500)
 @given(line_end=st.sampled_from([b"\n", b"\r\n", b"\r"]), texts=st.lists(st.text(max_size=40), max_size=8),
        at=st.integers(0, 8), ending=st.sampled_from(["done", "blank", "no-blank", "one-line-end"]),
-       spaced=st.booleans(), cuts=st.lists(st.integers(0, 10_000), max_size=12))
-def test_any_stream_at_any_split_loses_only_the_usage_chunk(line_end, texts, at, ending, spaced, cuts):
+       spaced=st.booleans(), cuts=st.lists(st.integers(0, 10_000), max_size=12),
+       hold_joined=st.sampled_from([None, 0, 1, 40]))
+def test_any_stream_at_any_split_loses_only_the_usage_chunk(line_end, texts, at, ending, spaced, cuts, hold_joined):
     """Content events of any text, the usage chunk anywhere among them (last, when the stream
     ends right after it without a blank line), JSON compact or spaced."""
     usage = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
@@ -109,3 +113,32 @@ def test_any_stream_at_any_split_loses_only_the_usage_chunk(line_end, texts, at,
         shown = b"".join(events) + done
     out, hidden = run(full, cuts)
     assert out == shown and hidden == 1
+
+
+def test_a_long_event_is_held_until_its_blank_line_then_goes_on_whole():
+    """A multi-megabyte event (a server that answers one big JSON document, say) is held in
+    the pieces it came in and goes on when it ends; the usage chunk after it is still cut out."""
+    for line_end in (b"\n", b"\r\n", b"\r"):
+        sep = line_end * 2
+        big = b'data: {"choices":[{"delta":{"content":"' + b"x" * 2_000_000 + b'"}}]}' + sep
+        pieces = [big[k:k + 4096] for k in range(0, len(big), 4096)]
+        f = UsageChunkFilter()
+        assert not any(f.feed(p) for p in pieces[:-1]), "nothing goes on before the event ends"
+        out = b"".join(b"".join(f.feed(p)) for p in (pieces[-1], USAGE + sep, DONE + sep, b""))
+        assert out == big + DONE + sep and f.hidden == 1, line_end
+
+
+def test_each_event_goes_on_as_soon_as_its_blank_line_arrives():
+    """However long the event held before it, and in whatever pieces it came."""
+    for line_end in (b"\n", b"\r\n", b"\r"):
+        sep = line_end * 2
+        for hold_joined in (None, 0, 30):
+            f = UsageChunkFilter()
+            if hold_joined is not None:
+                f.hold_joined = hold_joined
+            for event in (CONTENT, AZURE_FIRST, CONTENT):
+                whole = event + sep
+                half = len(whole) // 2
+                assert f.feed(whole[:half]) == []
+                assert b"".join(f.feed(whole[half:])) == whole, (line_end, hold_joined)
+            assert f.feed(USAGE + sep) == [] and f.hidden == 1

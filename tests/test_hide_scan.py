@@ -32,10 +32,13 @@ def event(obj: dict, line_end: bytes, lines: int = 1, spaced: bool = False) -> b
     return b"".join(b"data: " + d + line_end for d in data) + line_end
 
 
-def hide_and_scan(body: bytes, cuts: list[int], abandon: bool = False) -> tuple[bytes, ChatTracker, UsageChunkFilter]:
+def hide_and_scan(body: bytes, cuts: list[int], abandon: bool = False,
+                  hold_joined: int | None = None) -> tuple[bytes, ChatTracker, UsageChunkFilter]:
     tracker = ChatTracker("gpt-4o-mini")
     scanner = StreamScanner(tracker, "text/event-stream")
     f = UsageChunkFilter(scanner.feed_frames)
+    if hold_joined is not None:  # how long an unfinished event may grow before it is held in pieces
+        f.hold_joined = hold_joined
     out = bytearray()
     bounds = [0, *sorted({c % (len(body) + 1) for c in cuts}), len(body)]
     for a, b in zip(bounds, bounds[1:]):
@@ -55,8 +58,9 @@ def hide_and_scan(body: bytes, cuts: list[int], abandon: bool = False) -> tuple[
 @given(line_end=st.sampled_from([b"\n", b"\r\n", b"\r"]), texts=st.lists(st.text(max_size=30), max_size=6),
        at=st.integers(0, 6), lines=st.integers(1, 4), spaced=st.booleans(),
        ending=st.sampled_from(["done", "blank", "no-blank", "one-line-end"]),
-       cuts=st.lists(st.integers(0, 10_000), max_size=12))
-def test_the_tracker_reads_the_hidden_usage_at_any_split(line_end, texts, at, lines, spaced, ending, cuts):
+       cuts=st.lists(st.integers(0, 10_000), max_size=12), hold_joined=st.sampled_from([None, 0, 1, 40]))
+def test_the_tracker_reads_the_hidden_usage_at_any_split(line_end, texts, at, lines, spaced, ending, cuts,
+                                                         hold_joined):
     events = [event(content(t, i), line_end) for i, t in enumerate(texts)]
     hidden = event({"id": "c1", "model": "gpt-4o-mini", "choices": [], "usage": USAGE}, line_end, lines, spaced)
     at = min(at, len(events))
@@ -67,7 +71,7 @@ def test_the_tracker_reads_the_hidden_usage_at_any_split(line_end, texts, at, li
         done = b"data: [DONE]" + line_end * 2 if ending == "done" else b""
         full = b"".join(events[:at]) + hidden + b"".join(events[at:]) + done
         shown = b"".join(events) + done
-    out, tracker, f = hide_and_scan(full, cuts)
+    out, tracker, f = hide_and_scan(full, cuts, hold_joined=hold_joined)
     assert out == shown and f.hidden == 1
     assert tracker.raw_usage == USAGE and tracker.model == "gpt-4o-mini"
     assert tracker.ended == (ending == "done")

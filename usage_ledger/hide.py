@@ -34,6 +34,10 @@ _MAYBE_EMPTY_ARRAY = re.compile(rb"\[[\]\s]")
 """What every event with an empty `choices` holds, however its JSON is spaced or its data split
 into lines: an opening bracket followed by the closing one or white space."""
 _DATA_LINE = re.compile(rb"^data: ?(.*)$", re.M)
+_HOLD_JOINED = 64 * 1024
+"""An unfinished event longer than this is held in the pieces it comes in, joined once when it
+ends: joining every piece to it as it came would copy a long event (a big JSON document answered
+to a stream request) over and over, in time growing with its size squared."""
 
 
 def is_usage_only_event(event: bytes) -> bool:
@@ -60,7 +64,10 @@ class UsageChunkFilter:
 
     def __init__(self, scan: Callable[[bytes], None] | None = None) -> None:
         self.tail = b""
-        """The bytes after the last blank line: the event still arriving."""
+        """The bytes after the last blank line: the event still arriving (empty while `more`
+        holds it, a long one, in pieces)."""
+        self.more: list[bytes] = []
+        self.hold_joined = _HOLD_JOINED
         self.hidden = 0
         self.scan = scan
         self.scan_failed = False
@@ -73,6 +80,8 @@ class UsageChunkFilter:
         `b""` says the stream has ended."""
         if not data:
             return self.finish()
+        if self.more:
+            return self.feed_long(data)
         if self.cr_seen:
             return self.feed_cr(data)
         # LF line ends so far, as nearly every server sends: the last blank line is the last LF LF,
@@ -88,7 +97,7 @@ class UsageChunkFilter:
         if end < 0:
             if 13 in data:
                 return self.feed_cr(data)
-            self.tail = buf
+            self.hold(buf)
             return []
         end += 2
         if end == len(buf):
@@ -129,7 +138,7 @@ class UsageChunkFilter:
         end = max(end, buf.rfind(b"\n\n", max(end, start)))
         end = max(end, buf.rfind(b"\r\r", max(end, start)))
         if end < 0:
-            self.tail = buf
+            self.hold(buf)
             return [lead] if lead else []
         end += 2
         if buf[end - 1] == 0x0D and buf[end:end + 1] == b"\n":
@@ -143,6 +152,24 @@ class UsageChunkFilter:
             region = self.filtered(region)
         out = lead + region if lead else region
         return [out] if out else []
+
+    def hold(self, event: bytes) -> None:
+        """Keep an unfinished event; past `hold_joined` bytes, as pieces in `more`."""
+        if len(event) > self.hold_joined:
+            self.tail, self.more = b"", [event]
+        else:
+            self.tail = event
+
+    def feed_long(self, data: bytes) -> list[bytes]:
+        """feed while a long unfinished event is held in pieces: the next piece is only added to
+        them, unless it may end the event (a blank line in it or across the joint, in any form)."""
+        more = self.more
+        probe = more[-1][-1:] + data
+        if b"\n\n" not in probe and b"\n\r" not in probe and b"\r\r" not in probe:
+            more.append(data)
+            return []
+        self.tail, self.more = b"".join(more), []
+        return self.feed(data)
 
     def scanned(self, data: bytes) -> None:
         try:
@@ -164,7 +191,8 @@ class UsageChunkFilter:
             return region
 
     def finish(self) -> list[bytes]:
-        rest, self.tail = self.tail, b""
+        rest, self.tail = b"".join((self.tail, *self.more)), b""
+        self.more = []
         if not rest:
             return []
         if self.scan is not None:
