@@ -76,8 +76,9 @@ class Call(StreamPath):
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker],
-              headers: Mapping[str, str] | None = None) -> Call:
-        """Take the call's tags and credential from the request (`headers`: its header_map)."""
+              headers: Mapping[str, str] | None = None, tags: str | None = None) -> Call:
+        """Take the call's tags and credential from the request (`headers`: its header_map;
+        `tags`: what flow_tags just returned for it, if the caller asked)."""
         request = flow.request
         host = request.pretty_host if headers is None else pretty_host(request, headers)
         row_id = flow.id if not flow.is_replay else f"{flow.id}/replay-{uuid.uuid4().hex[:8]}"
@@ -89,7 +90,7 @@ class Call(StreamPath):
             recognised=recognised,
             tracker=tracker,
             provider=provider_for(host, request.port, recognised.api),
-            tags=flow_tags(flow),
+            tags=tags if tags is not None else flow_tags(flow),
             secret=credential(request.headers if headers is None else headers, request.path.partition("?")[2]),
             host=host,
             request_headers=headers,

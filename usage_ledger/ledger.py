@@ -161,7 +161,7 @@ class UsageLedger:
         flow_tags(flow)  # before a streamed request body sends the headers on
 
     def request(self, flow: http.HTTPFlow) -> None:
-        flow_tags(flow)
+        tags = flow_tags(flow)
         if flow.response is not None or flow.id in self.calls or RETRY_OF in flow.metadata:
             return
         if self.background.start_poll(flow):
@@ -171,7 +171,7 @@ class UsageLedger:
         if found is None:
             return
         recognised, tracker_type = found
-        call = Call.start(flow, recognised, tracker_type, headers)
+        call = Call.start(flow, recognised, tracker_type, headers, tags)
         body = recognised.body
         if (ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and body
                 and body.get("stream") is True and call.host not in self.no_inject_hosts):

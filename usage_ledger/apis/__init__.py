@@ -6,6 +6,7 @@ Adding an API shape: write its module and list it here.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Any
 
@@ -27,9 +28,13 @@ SHAPES: tuple[ModuleType, ...] = (
 )
 
 
+_ANY_PATH = re.compile("|".join(f"(?:{shape.PATHS.pattern})" for shape in SHAPES))
+"""Every shape's PATHS in one pattern: one search per request instead of one per shape."""
+
+
 def might_be_llm_call(path: str) -> bool:
     """A cheap test on the path alone, so other traffic's bodies are never parsed."""
-    return any(shape.PATHS.search(path) for shape in SHAPES)
+    return _ANY_PATH.search(path) is not None
 
 
 def recognise(method: str, path: str, body: dict[str, Any] | None) -> tuple[Recognised, type[Tracker]] | None:
