@@ -142,3 +142,21 @@ def test_each_event_goes_on_as_soon_as_its_blank_line_arrives():
                 assert f.feed(whole[:half]) == []
                 assert b"".join(f.feed(whole[half:])) == whole, (line_end, hold_joined)
             assert f.feed(USAGE + sep) == [] and f.hidden == 1
+
+
+def test_an_event_past_max_hold_goes_on_and_the_rest_of_the_stream_unfiltered(caplog):
+    """Memory stays bounded on a broken stream: an event longer than any usage chunk could be
+    is passed on once past `max_hold`, and from then on every byte as it comes; the scanner
+    still gets all of them, in order."""
+    for line_end in (b"\n", b"\r\n", b"\r"):
+        sep = line_end * 2
+        big = b'data: {"choices":[{"delta":{"content":"' + b"x" * 3000 + b'"}}]}' + sep
+        full = big + USAGE + sep + DONE + sep
+        seen: list[bytes] = []
+        f = UsageChunkFilter(seen.append)
+        f.hold_joined, f.max_hold = 0, 1000
+        outs = [f.feed(full[k:k + 100]) for k in range(0, len(full), 100)]
+        assert not any(outs[:9]) and outs[10] == [full[:1100]], "held up to max_hold, then passed on"
+        assert all(out == [full[k:k + 100]] for out, k in zip(outs[11:], range(1100, len(full), 100)))
+        assert f.feed(b"") == [] and f.hidden == 0 and b"".join(seen) == full, line_end
+    assert "unfiltered" in caplog.text

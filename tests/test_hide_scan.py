@@ -142,3 +142,17 @@ def test_raw_bytes_after_whole_frames_go_to_the_framer_in_order():
     scanner.feed(b'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\ndata: [DONE]\n\n')
     scanner.close()
     assert tracker.raw_usage == {"prompt_tokens": 3} and tracker.ended
+
+
+def test_after_an_event_past_max_hold_the_tracker_still_reads_the_usage():
+    big = event(content("x" * 5000), b"\n")
+    hidden = event({"id": "c1", "choices": [], "usage": USAGE}, b"\n")
+    full = event(content("a"), b"\n") + big + hidden + b"data: [DONE]\n\n"
+    tracker = ChatTracker("gpt-4o-mini")
+    scanner = StreamScanner(tracker, "text/event-stream")
+    f = UsageChunkFilter(scanner.feed_frames)
+    f.hold_joined, f.max_hold = 0, 2000
+    out = b"".join(b"".join(f.feed(full[k:k + 700])) for k in range(0, len(full), 700)) + b"".join(f.feed(b""))
+    scanner.close()
+    assert f.passing and out == full and f.hidden == 0
+    assert tracker.raw_usage == USAGE and tracker.ended

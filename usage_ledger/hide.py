@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 
 from . import json_bytes
+from .frames import DEFAULT_MAX_FRAME
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,13 @@ class UsageChunkFilter:
         """The bytes after the last blank line: the event still arriving (empty while `more`
         holds it, a long one, in pieces)."""
         self.more: list[bytes] = []
+        self.more_size = 0
         self.hold_joined = _HOLD_JOINED
+        self.max_hold = DEFAULT_MAX_FRAME
+        """An unfinished event longer than this is no usage chunk (a few hundred bytes) but a
+        broken stream: it goes on, and so does the rest of the stream, unfiltered (`passing`),
+        so that memory stays bounded."""
+        self.passing = False
         self.hidden = 0
         self.scan = scan
         self.scan_failed = False
@@ -80,7 +87,7 @@ class UsageChunkFilter:
         `b""` says the stream has ended."""
         if not data:
             return self.finish()
-        if self.more:
+        if self.more or self.passing:
             return self.feed_long(data)
         if self.cr_seen:
             return self.feed_cr(data)
@@ -97,8 +104,7 @@ class UsageChunkFilter:
         if end < 0:
             if 13 in data:
                 return self.feed_cr(data)
-            self.hold(buf)
-            return []
+            return self.hold(buf)
         end += 2
         if end == len(buf):
             region, rest = buf, b""
@@ -138,8 +144,8 @@ class UsageChunkFilter:
         end = max(end, buf.rfind(b"\n\n", max(end, start)))
         end = max(end, buf.rfind(b"\r\r", max(end, start)))
         if end < 0:
-            self.hold(buf)
-            return [lead] if lead else []
+            held = self.hold(buf)
+            return [lead, *held] if lead else held
         end += 2
         if buf[end - 1] == 0x0D and buf[end:end + 1] == b"\n":
             end += 1  # the LF of a CRLF blank line: a client may wait for it
@@ -153,23 +159,40 @@ class UsageChunkFilter:
         out = lead + region if lead else region
         return [out] if out else []
 
-    def hold(self, event: bytes) -> None:
-        """Keep an unfinished event; past `hold_joined` bytes, as pieces in `more`."""
-        if len(event) > self.hold_joined:
-            self.tail, self.more = b"", [event]
-        else:
+    def hold(self, event: bytes) -> list[bytes]:
+        """Keep an unfinished event; past `hold_joined` bytes, as pieces in `more`. Returns what
+        goes on now: nothing, unless the event is past `max_hold`."""
+        if len(event) <= self.hold_joined:
             self.tail = event
+            return []
+        self.tail, self.more, self.more_size = b"", [event], len(event)
+        return self.give_up() if self.more_size > self.max_hold else []
 
     def feed_long(self, data: bytes) -> list[bytes]:
         """feed while a long unfinished event is held in pieces: the next piece is only added to
-        them, unless it may end the event (a blank line in it or across the joint, in any form)."""
+        them, unless it may end the event (a blank line in it or across the joint, in any form).
+        While `passing`, every byte goes on as it comes."""
+        if self.passing:
+            if self.scan is not None:
+                self.scanned(data)
+            return [data]
         more = self.more
         probe = more[-1][-1:] + data
         if b"\n\n" not in probe and b"\n\r" not in probe and b"\r\r" not in probe:
             more.append(data)
-            return []
+            self.more_size += len(data)
+            return self.give_up() if self.more_size > self.max_hold else []
         self.tail, self.more = b"".join(more), []
         return self.feed(data)
+
+    def give_up(self) -> list[bytes]:
+        """An event past `max_hold`: what is held goes on, and the rest of the stream as it comes."""
+        log.warning("usage-ledger: a stream event of more than %d bytes; the rest of the stream goes on "
+                    "unfiltered (a usage chunk the proxy asked for would reach the client)", self.max_hold)
+        held, self.more, self.passing = b"".join(self.more), [], True
+        if self.scan is not None:
+            self.scanned(held)
+        return [held]
 
     def scanned(self, data: bytes) -> None:
         try:
@@ -191,6 +214,8 @@ class UsageChunkFilter:
             return region
 
     def finish(self) -> list[bytes]:
+        if self.passing:
+            return []
         rest, self.tail = b"".join((self.tail, *self.more)), b""
         self.more = []
         if not rest:
