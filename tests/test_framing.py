@@ -20,6 +20,8 @@ from usage_ledger.framing import (
     framer_for,
 )
 
+from usage_ledger.frames import _LINE_END, split_lines
+
 from .corpus import pieces_at
 
 BOM = "\ufeff"
@@ -418,3 +420,9 @@ def test_framer_for() -> None:
     assert isinstance(framer_for("text/event-stream", b"event: x", EVERYTHING), SSEFramer)
     assert isinstance(framer_for("text/event-stream", b": comment", EVERYTHING), SSEFramer)
     assert isinstance(framer_for("", b"\xef\xbb\xbfdata: x", EVERYTHING), SSEFramer)
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"data: x", b":", b"", b"\xff"]), max_size=30))
+def test_split_lines_is_the_line_end_regex_split(parts):
+    region = b"".join(parts)
+    assert split_lines(region) == _LINE_END.split(region)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from .frames import _BOM, _LINE_END, DEFAULT_MAX_FRAME, Frame, Interest, _Framer
+from .frames import _BOM, DEFAULT_MAX_FRAME, Frame, Interest, _Framer, split_lines
 
 NARROW_ABOVE = 2 * 1024
 """An interesting region larger than this is cut (at frame boundaries) into pieces of about this
@@ -217,7 +217,7 @@ class SSEFramer(_BoundaryFramer):
         frames: list[Frame] = []
         data: list[bytes] = []
         event: str | None = None
-        for line in _LINE_END.split(region):
+        for line in split_lines(region):
             if not line:
                 if data:
                     frames.append(Frame(b"\n".join(data), event))
@@ -248,4 +248,4 @@ class NDJSONFramer(_BoundaryFramer):
         return found.end() if found else len(region)
 
     def parse(self, region: bytes) -> list[Frame]:
-        return [Frame(line) for line in _LINE_END.split(region) if line.strip()]
+        return [Frame(line) for line in split_lines(region) if line.strip()]

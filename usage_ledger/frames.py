@@ -22,6 +22,14 @@ DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 whole output, base64 images included), so the cap is high: it only bounds a broken stream."""
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def split_lines(region: bytes) -> list[bytes]:
+    """region's lines, at CR, LF or CRLF (the WHATWG event-stream and NDJSON line ends).
+
+    Nearly every server ends lines with LF alone: then bytes.split, a tenth of the regex's time
+    (a memchr tells, CR being in no LF-only region)."""
+    return region.split(b"\n") if 13 not in region else _LINE_END.split(region)
 _BOM = b"\xef\xbb\xbf"
 LEADING_NOISE = b" \t\r\n" + _BOM
 """What may come before a body's first meaningful byte: white space and a byte order mark."""

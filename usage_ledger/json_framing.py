@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .frames import _LINE_END, DEFAULT_MAX_FRAME, LEADING_NOISE, Frame, Interest, _Framer
+from .frames import DEFAULT_MAX_FRAME, LEADING_NOISE, Frame, Interest, _Framer, split_lines
 
 _NDJSON_SEAM = re.compile(rb"\}[ \t]*\r?\n[ \t\r\n]*\{")
 
@@ -35,7 +35,7 @@ class JSONDocumentFramer(_Framer):
         if self.too_large or not body:
             return []  # one parse at the end, and an error body must always be read: no filter
         if _NDJSON_SEAM.search(body):  # newline-delimited objects sent as plain JSON
-            return [Frame(line) for line in _LINE_END.split(body) if line.strip()]
+            return [Frame(line) for line in split_lines(body) if line.strip()]
         return [Frame(body)]
 
 

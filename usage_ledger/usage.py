@@ -9,6 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""json.dumps with these arguments would build an encoder per call (usage_json: once a call)."""
+
+
 @dataclass(slots=True)
 class Usage:
     """Token counts as the contract defines them; None means the provider did not report it.
@@ -38,7 +42,7 @@ class Usage:
 
     @property
     def raw_json(self) -> str | None:
-        return None if self.raw is None else json.dumps(self.raw, separators=(",", ":"))
+        return None if self.raw is None else _COMPACT.encode(self.raw)
 
 
 def settle(usage: Usage, by_total: bool = True) -> Usage:

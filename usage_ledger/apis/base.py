@@ -49,6 +49,10 @@ class Tracker:
     only in what a framer reads anyway. A shape sets `ended` once it has seen the event, so a
     client that hangs up right after it (before the end of the body) has a complete call."""
 
+    END_IN_OBJECTS = True
+    """Whether the terminal event is a JSON object (False: chat's `[DONE]`, a plain-text frame,
+    which on_text reads): if not, a frame holding an object is not searched for END_MARK."""
+
     OPENAI_USAGE = re.compile(rb'"usage"\s*:\s*\{')
     """A non-null `usage` object, as OpenAI-style APIs send it (shared by those shapes)."""
     """Frames holding this are parsed too, but it is not searched for in every byte: error events
@@ -93,12 +97,24 @@ class Tracker:
             return True
         return self.ERROR_MARK in region
 
+    def interesting_object(self, data: bytes) -> bool:
+        """interesting, for one frame's JSON object (each frame of an interesting region is
+        tested again, so that only those that may matter are parsed)."""
+        if self.END_IN_OBJECTS or self._model is None:
+            return self.interesting(data)
+        for needle in self.NEEDLES:
+            if needle in data:
+                return True
+        if self.USAGE_MARK is not None and self.USAGE_MARK.search(data) is not None:
+            return True
+        return self.ERROR_MARK in data
+
     def on_frame(self, frame: Frame) -> None:
         data = frame.data
         if data[:1] != b"{" and data.lstrip()[:1] != b"{":
             self.on_text(data)  # `[DONE]` and other non-object payloads
             return
-        if not self.interesting(data):
+        if not self.interesting_object(data):
             return
         try:
             obj = json_bytes.loads(data, _no_constant)

@@ -38,6 +38,7 @@ class ChatTracker(Tracker):
     NEEDLES = ()
     USAGE_MARK = re.compile(rb'"(usage|timings)"\s*:\s*\{')
     END_MARK = re.compile(rb"\[DONE\]")
+    END_IN_OBJECTS = False
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
         self.note_model(obj.get("model"))
