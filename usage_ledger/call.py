@@ -19,7 +19,7 @@ from .apis.base import body_error
 from .frames import Frame
 from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
-from .headers import pretty_host
+from .headers import header_map, pretty_host
 from .outcomes import final_outcome
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
@@ -73,6 +73,8 @@ class Call(StreamPath):
     """The request's `pretty_host` (the Host header's host, else the address connected to)."""
     request_headers: Mapping[str, str] | None = field(default=None, repr=False)
     """The request's header_map, when the caller made one: read instead of mitmproxy's Headers."""
+    response_headers: tuple[http.Response, Mapping[str, str]] | None = field(default=None, repr=False)
+    """The response begin_response read, and its header_map (as it came, before any rewrite)."""
 
     @classmethod
     def start(cls, flow: http.HTTPFlow, recognised: Recognised, tracker_type: type[Tracker],
@@ -125,14 +127,16 @@ class Call(StreamPath):
 
     def begin_response(self, response: http.Response) -> bool:
         """Decide at the response headers whether to stream; returns True to stream."""
-        ctype = response.headers.get("content-type", "").lower()
+        headers = header_map(response.headers)
+        self.response_headers = response, headers
+        ctype = headers.get("content-type", "").lower()
         ok = 200 <= response.status_code < 300
         if ctype.startswith(_MEDIA_TYPES):  # audio or image bytes: passed on as they come, never read
             self.streamed = True
             return True
         self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
         if self.streamed:
-            encoding = response.headers.get("content-encoding", "")
+            encoding = headers.get("content-encoding", "")
             if self.hide_usage_chunk and ok and "event-stream" in ctype:
                 encoding = self.start_hiding(response, encoding)
             self.scanner = StreamScanner(self.tracker, ctype, encoding)
@@ -177,9 +181,10 @@ class Call(StreamPath):
             return False
         return b"stream_options" in (response.get_content(strict=False) or b"")
 
-    def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None) -> CallEnded:
-        """The completed row, still to be priced (by the writer thread, off the event loop).
-        Without an outcome, it is read from the response."""
+    def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None,
+               then: Callable[[CallFinished], None] | None = None) -> CallEnded:
+        """The completed row, still to be priced (by the writer thread, off the event loop), with
+        `then` for the priced row (CallEnded.then). Without an outcome, it is read from the response."""
         response = flow.response
         status = response.status_code if response is not None else None
         if response is not None and not self.streamed and outcome is None:
@@ -202,7 +207,11 @@ class Call(StreamPath):
                 log.warning("usage-ledger: flow %s: %s; its usage is unknown", self.row_id, self.scanner.problem)
         outcome, error = final_outcome(outcome, error, status, self.tracker.ended, self.tracker.error)
         usage = self.tracker.usage()
-        reported = header_cost(response.headers) if response is not None else None
+        if response is None:
+            reported = None
+        else:  # the headers begin_response read, if they are this response's
+            read = self.response_headers
+            reported = header_cost(read[1] if read is not None and read[0] is response else response.headers)
         if reported is not None:  # a gateway's own figure for what it charged
             usage = usage or Usage()
             usage.reported_cost = reported
@@ -226,7 +235,8 @@ class Call(StreamPath):
         )
         return CallEnded(row, provider=self.provider, api=self.recognised.api, usage=usage,
                          when=datetime.fromtimestamp(flow.request.timestamp_start, UTC),
-                         service_tier=self.tracker.service_tier, model_requested=self.recognised.model_requested)
+                         service_tier=self.tracker.service_tier, then=then,
+                         model_requested=self.recognised.model_requested)
 
     def unread(self, flow: http.HTTPFlow, outcome: str | None, error: str | None) -> CallFinished:
         """The row of a call whose response could not be read: status and timing, no usage."""

@@ -7,7 +7,6 @@ import logging
 import signal
 import socket
 import sqlite3
-from dataclasses import replace
 from functools import partial
 from datetime import UTC, datetime
 
@@ -226,8 +225,11 @@ class UsageLedger:
     def complete(self, flow: http.HTTPFlow, call: Call, outcome: str | None = None, error: str | None = None) -> None:
         if call.crash is not None:  # however it ends after that, mitmproxy's failure is the cause
             outcome, error = "proxy_error", call.crash
+        # Shown in mitmweb and the console's flow list: the tokens now, the cost once the
+        # writer thread has priced the call (pricing is kept off the event loop).
+        then = self.budgets.priced_then(call.row_id, self.comments.then(flow))
         try:
-            ended = call.finish(flow, outcome, error)
+            ended = call.finish(flow, outcome, error, then)
         except Exception as e:  # our bug: the call still gets its row, without usage
             log.exception("usage-ledger: could not read the outcome of flow %s", flow.id)
             record = call.unread(flow, outcome, f"usage-ledger internal error: {type(e).__name__}")
@@ -235,11 +237,8 @@ class UsageLedger:
             self.budgets.finished(record)
             flow.comment = describe(record)
         else:
-            # Shown in mitmweb and the console's flow list: the tokens now, the cost once the
-            # writer thread has priced the call (pricing is kept off the event loop).
             flow.comment = describe(ended.row, priced=False)
-            then = self.budgets.priced_then(ended.row.flow_id, self.comments.then(flow))
-            self.submit(replace(ended, then=then))
+            self.submit(ended)
         self.background.remember(call)
         if not self.calls and self.all_ended is not None:
             self.all_ended.set()
