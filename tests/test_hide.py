@@ -160,3 +160,42 @@ def test_an_event_past_max_hold_goes_on_and_the_rest_of_the_stream_unfiltered(ca
         assert all(out == [full[k:k + 100]] for out, k in zip(outs[11:], range(1100, len(full), 100)))
         assert f.feed(b"") == [] and f.hidden == 0 and b"".join(seen) == full, line_end
     assert "unfiltered" in caplog.text
+
+
+def feed_all(chunks: list[bytes], **attrs) -> tuple[bytes, int, bytes]:
+    """What the client gets, how many events were hidden, what the scanner got."""
+    seen: list[bytes] = []
+    f = UsageChunkFilter(seen.append)
+    for name, value in attrs.items():
+        setattr(f, name, value)
+    pieces = [p for c in [*chunks, b""] for p in f.feed(c)]
+    assert all(pieces)
+    return b"".join(pieces), f.hidden, b"".join(seen)
+
+
+def test_an_lf_after_a_cr_blank_line_belongs_to_the_event_after_it_when_that_has_begun():
+    """Mixed line ends, cut where an event ended in CR CR and the next had begun: the LF that
+    starts the next chunk is the next event's, not the end of a CRLF (found by a helper
+    throwing random streams at the filter)."""
+    u = b'data: {"choices":[],"usage":{"a":1}}'
+    cases = [
+        ([b"data: x\r\rB", b"\n\n"], b"data: x\r\rB\n\n", 0),
+        ([u + b"\n\rdata: x", b"\n\ndata: y\n\n"], b"data: x\n\ndata: y\n\n", 1),
+        ([b"data: x\r\r" + u, b"\n\ndata: y\n\n"], b"data: x\r\rdata: y\n\n", 1),
+    ]
+    for chunks, shown, hidden in cases:
+        assert feed_all(chunks) == (shown, hidden, b"".join(chunks)), chunks
+
+
+def test_extra_blank_lines_before_a_hidden_event_stay():
+    u = b'data: {"choices":[],"usage":{"a":1}}'
+    for chunks, shown in [([b"A\n\n\n" + u + b"\n\n"], b"A\n\n\n"), ([b"A\n\n", b"\n" + u], b"A\n\n\n"),
+                          ([b"A\r\r", b"\r\n" + u], b"A\r\r\r\n"), ([b"A\n\n\n" + u], b"A\n\n\n")]:
+        assert feed_all(chunks)[:2] == (shown, 1), chunks
+
+
+def test_max_hold_bounds_an_event_even_below_hold_joined():
+    f = UsageChunkFilter()
+    f.max_hold = 50
+    assert f.feed(b"x" * 100) == [b"x" * 100] and f.passing, "past max_hold at once, not held"
+    assert f.feed(b"y\n\n") == [b"y\n\n"] and f.feed(b"") == []

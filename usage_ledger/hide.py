@@ -41,6 +41,12 @@ ends: joining every piece to it as it came would copy a long event (a big JSON d
 to a stream request) over and over, in time growing with its size squared."""
 
 
+def _leading_blank_lines(event: bytes) -> bytes:
+    """The empty lines an event starts with: extra line ends after the blank line before it,
+    which are not the event's own and go on when it is cut out."""
+    return event[:len(event) - len(event.lstrip(b"\r\n"))]
+
+
 def is_usage_only_event(event: bytes) -> bool:
     """Is this SSE event (its lines, with or without the closing blank line) a chunk whose
     `choices` is empty and whose `usage` is an object?"""
@@ -149,20 +155,24 @@ class UsageChunkFilter:
         end += 2
         if buf[end - 1] == 0x0D and buf[end:end + 1] == b"\n":
             end += 1  # the LF of a CRLF blank line: a client may wait for it
-        region = buf if end == len(buf) else buf[:end]
+        at_end = end == len(buf)
+        region = buf if at_end else buf[:end]
         self.tail = buf[end:]
-        self.after_cr = buf[end - 1] == 0x0D
+        # An LF in the next chunk completes the blank line only if it comes right after it:
+        # with bytes of the next event already here, it is that event's.
+        self.after_cr = at_end and buf[end - 1] == 0x0D
         if self.scan is not None:
             self.scanned(region)
         if _MAYBE_EMPTY_ARRAY.search(region) is not None:
             region = self.filtered(region)
+        self.swallow_lf = self.swallow_lf and self.after_cr
         out = lead + region if lead else region
         return [out] if out else []
 
     def hold(self, event: bytes) -> list[bytes]:
         """Keep an unfinished event; past `hold_joined` bytes, as pieces in `more`. Returns what
         goes on now: nothing, unless the event is past `max_hold`."""
-        if len(event) <= self.hold_joined:
+        if len(event) <= self.hold_joined and len(event) <= self.max_hold:
             self.tail = event
             return []
         self.tail, self.more, self.more_size = b"", [event], len(event)
@@ -225,7 +235,8 @@ class UsageChunkFilter:
         try:
             if _MAYBE_EMPTY_ARRAY.search(rest) is not None and is_usage_only_event(rest):
                 self.hidden += 1
-                return []
+                blank = _leading_blank_lines(rest)
+                return [blank] if blank else []
         except Exception:
             log.exception("usage-ledger: could not filter a stream's end; passing it on as it came")
         return [rest]
@@ -238,6 +249,9 @@ class UsageChunkFilter:
             if is_usage_only_event(event):
                 self.hidden += 1
                 self.swallow_lf = start == len(region) and region.endswith(b"\r")
+                blank = _leading_blank_lines(event)
+                if blank:
+                    kept.append(blank)
             else:
                 kept.append(event)
         kept.append(region[start:])
