@@ -6,6 +6,7 @@ Knows mitmproxy's flow objects but not the addon machinery or SQLite.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +33,7 @@ from .usage import Usage
 
 log = logging.getLogger(__name__)
 
-_STREAM_TYPES = ("text/event-stream", "ndjson", "jsonl")
+_STREAM_TYPES = re.compile("text/event-stream|ndjson|jsonl")
 _MEDIA_TYPES = ("audio/", "image/", "video/", "application/octet-stream")
 
 
@@ -134,7 +135,7 @@ class Call(StreamPath):
         if ctype.startswith(_MEDIA_TYPES):  # audio or image bytes: passed on as they come, never read
             self.streamed = True
             return True
-        self.streamed = any(t in ctype for t in _STREAM_TYPES) or (ok and self.recognised.stream_requested)
+        self.streamed = _STREAM_TYPES.search(ctype) is not None or (ok and self.recognised.stream_requested)
         if self.streamed:
             encoding = headers.get("content-encoding", "")
             if self.hide_usage_chunk and ok and "event-stream" in ctype:
@@ -187,8 +188,12 @@ class Call(StreamPath):
         `then` for the priced row (CallEnded.then). Without an outcome, it is read from the response."""
         response = flow.response
         status = response.status_code if response is not None else None
+        read = self.response_headers if self.response_headers and self.response_headers[0] is response else None
         if response is not None and not self.streamed and outcome is None:
-            body = response.get_content(strict=False) or b""
+            if read is not None and "content-encoding" not in read[1]:
+                body = response.raw_content or b""  # what get_content gives, without its header lookup
+            else:
+                body = response.get_content(strict=False) or b""
             if 200 <= response.status_code < 300:
                 try:
                     scan_body(self.tracker, body)
@@ -210,8 +215,7 @@ class Call(StreamPath):
         if response is None:
             reported = None
         else:  # the headers begin_response read, if they are this response's
-            read = self.response_headers
-            reported = header_cost(read[1] if read is not None and read[0] is response else response.headers)
+            reported = header_cost(read[1] if read is not None else response.headers)
         if reported is not None:  # a gateway's own figure for what it charged
             usage = usage or Usage()
             usage.reported_cost = reported
