@@ -403,3 +403,23 @@ def test_a_crlf_body_of_many_megabytes_is_read() -> None:
     tracker = GeminiTracker("m")
     scan_body(tracker, body)  # see benchmarks/ for speed; quadratic framing took 10 s here
     assert tracker.usage().output_tokens == 7
+
+
+def test_a_last_event_larger_than_keep_is_read_whole_with_its_usage():
+    """A finish chunk carrying the usage and 140 kB of content (Responses' response.completed
+    repeats the whole output the same way): trimming what is kept must cut before that event,
+    never after it, at whatever splits it arrives. Found by a helper fuzzing the scanner."""
+    usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    first = {"model": "gpt-4o-mini", "choices": []}
+    big = {"model": "gpt-4o-mini", "choices": [{"delta": {"content": "y" * 140_000}}], "usage": usage}
+    for end in ("\n", "\r\n", "\r"):
+        body = sse(first, big, "[DONE]", end=end)
+        start = body.index(b"data:", 10)
+        for pieces in ([body[:start], body[start:]], [body[:start + 140_000], body[start + 140_000:start + 140_001],
+                                                      body[start + 140_001:]]):
+            tracker, _ = scanned(ChatTracker, body, pieces)
+            assert tracker.raw_usage == usage and tracker.ended, (end, [len(p) for p in pieces])
+    lines = (json.dumps(first) + "\n" + json.dumps(big) + "\n" + json.dumps({"model": "m", "done": True}) + "\n").encode()
+    start = lines.index(b"\n") + 1
+    tracker, _ = scanned(ChatTracker, lines, [lines[:start], lines[start:]], ctype="application/x-ndjson")
+    assert tracker.raw_usage == usage

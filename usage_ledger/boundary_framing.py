@@ -27,6 +27,15 @@ _LINE_END_BYTE = re.compile(rb"[\r\n]")
 _SSE_BLANK_LINE = re.compile(rb"\n\n|\r\r|\n\r")
 
 
+def _boundary_end(region: bytes | bytearray, found: int, width: int) -> int:
+    """The end of the `width`-byte boundary found at `found` (-1: none, and 0 is returned), past
+    the LF of a CRLF when it ends in CR."""
+    if found < 0:
+        return 0
+    end = found + width
+    return end + 1 if region[end - 1] == 0x0D and region[end:end + 1] == b"\n" else end
+
+
 class _BoundaryFramer(_Framer):
     """Frames that end at a byte pattern. Between feeds it keeps the unfinished frame and, when
     the caller names needles, up to 2 * keep bytes of finished, unread frames before it."""
@@ -117,14 +126,16 @@ class _BoundaryFramer(_Framer):
         return ()
 
     def _trim(self) -> None:
-        """Drop finished frames, keeping about the last `keep` bytes, cut at a frame boundary."""
+        """Drop finished frames, keeping at least the last `keep` bytes: the cut is the start of
+        the frame that holds the byte `keep` from the end (a frame that big, the usage in it, is
+        kept whole)."""
         pending = self.pending
         size = len(pending)
         since = size - self.keep
-        # Two memchr calls spare a pattern search in the middle of one long line (a big frame).
-        lined = pending.find(b"\n", since) >= 0 or pending.find(b"\r", since) >= 0
-        cut = self.first_boundary(pending, since) if lined else size
-        if cut < size:
+        # Two memrchr calls spare the pattern searches back through one long frame.
+        lined = pending.rfind(b"\n", 0, since) >= 0 or pending.rfind(b"\r", 0, since) >= 0
+        cut = self.boundary_before(pending, since) if lined else 0
+        if cut > 0:
             del pending[:cut]
             self.searched -= cut
             self.boundary_search_from = max(0, self.boundary_search_from - cut)
@@ -146,6 +157,10 @@ class _BoundaryFramer(_Framer):
 
     def first_boundary(self, region: bytes, start: int = 0) -> int:
         """End offset of the first frame boundary in region at or after start, or len(region)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def boundary_before(self, region: bytes | bytearray, limit: int) -> int:
+        """End offset of the last frame boundary in region that starts before `limit`, or 0."""
         raise NotImplementedError  # pragma: no cover
 
     def frames(self, region: bytes) -> Iterator[Frame]:
@@ -213,6 +228,16 @@ class SSEFramer(_BoundaryFramer):
         found = _SSE_BLANK_LINE.search(region, start)
         return found.end() if found else len(region)
 
+    def boundary_before(self, region: bytes | bytearray, limit: int) -> int:
+        # Backward searches stop at the last match before limit. As in last_boundary, the CR
+        # patterns are looked for only after a CR past the last LF LF (a memchr): in an LF
+        # stream they are absent, and their searches would run back through the whole region.
+        end = region.rfind(b"\n\n", 0, limit)
+        after = end + 2 if end >= 0 else 0
+        if region.find(b"\r", after, limit) >= 0:
+            end = max(end, region.rfind(b"\r\r", after, limit), region.rfind(b"\n\r", after, limit))
+        return _boundary_end(region, end, 2)
+
     def parse(self, region: bytes) -> list[Frame]:
         frames: list[Frame] = []
         data: list[bytes] = []
@@ -246,6 +271,10 @@ class NDJSONFramer(_BoundaryFramer):
     def first_boundary(self, region: bytes, start: int = 0) -> int:
         found = _LINE_END_BYTE.search(region, start)
         return found.end() if found else len(region)
+
+    def boundary_before(self, region: bytes | bytearray, limit: int) -> int:
+        end = region.rfind(b"\n", 0, limit)
+        return _boundary_end(region, max(end, region.rfind(b"\r", end + 1, limit)), 1)
 
     def parse(self, region: bytes) -> list[Frame]:
         return [Frame(line) for line in split_lines(region) if line.strip()]
