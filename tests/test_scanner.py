@@ -423,3 +423,17 @@ def test_a_last_event_larger_than_keep_is_read_whole_with_its_usage():
     start = lines.index(b"\n") + 1
     tracker, _ = scanned(ChatTracker, lines, [lines[:start], lines[start:]], ctype="application/x-ndjson")
     assert tracker.raw_usage == usage
+
+
+def test_usage_whose_json_is_cut_into_data_lines_is_read_wherever_it_comes():
+    """A server may cut an event's JSON into several `data:` lines wherever white space may go,
+    also between `"usage"`, its colon and its object; the usage is read without a [DONE] or an
+    error beside it (found by the helper fuzzing the scanner)."""
+    first = b'data: {"model":"gpt-4o-mini","choices":[]}\n\n'
+    later = b'data: {"model":"gpt-4o-mini","choices":[{"delta":{"content":"x"}}]}\n\n'
+    counts = b'{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n'
+    for cut in (b'"usage":\ndata: ' + counts, b'"usage"\ndata: :' + counts, b'"usage"\ndata:\ndata: :\ndata: ' + counts):
+        event = b'data: {"model":"gpt-4o-mini","choices":[],' + cut
+        for pieces in ([first, event], [first, event, later], [first + event + later]):
+            tracker, _ = scanned(ChatTracker, b"".join(pieces), pieces)
+            assert tracker.raw_usage == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}, (cut, pieces)

@@ -12,6 +12,9 @@ from ..framing import Frame
 from ..usage import Usage
 
 MAX_ERROR_CHARS = 500
+SPACE = rb"(?:\s|data:)*"
+"""JSON white space in a mark, as the raw bytes of an event stream show it: a server may cut an
+event's JSON into several `data:` lines wherever white space may go (they are joined with LF)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,7 +56,7 @@ class Tracker:
     """Whether the terminal event is a JSON object (False: chat's `[DONE]`, a plain-text frame,
     which on_text reads): if not, a frame holding an object is not searched for END_MARK."""
 
-    OPENAI_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+    OPENAI_USAGE = re.compile(rb'"usage"' + SPACE + rb':' + SPACE + rb'\{')
     """A non-null `usage` object, as OpenAI-style APIs send it (shared by those shapes)."""
     """Frames holding this are parsed too, but it is not searched for in every byte: error events
     end streams, and framers keep a stream's last frames to read when it ends."""

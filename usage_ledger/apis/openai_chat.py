@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from ..usage import Usage, count, first_count, merge_report, settle
-from .base import Recognised, Tracker, error_message, json_model, wants_stream
+from .base import SPACE, Recognised, Tracker, error_message, json_model, wants_stream
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 PATHS = re.compile(r"/completions$")
@@ -36,7 +36,7 @@ class ChatTracker(Tracker):
     # compatible endpoint): reading the last frames when the stream ends, or breaks off, finds
     # the final count without searching every byte on the way.
     NEEDLES = ()
-    USAGE_MARK = re.compile(rb'"(usage|timings)"\s*:\s*\{')
+    USAGE_MARK = re.compile(rb'"(usage|timings)"' + SPACE + rb':' + SPACE + rb'\{')
     END_MARK = re.compile(rb"\[DONE\]")
     END_IN_OBJECTS = False
 
