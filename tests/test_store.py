@@ -123,3 +123,21 @@ def test_listeners_get_each_finished_row_as_written_once_committed(ledger_target
     assert (row["model_requested"], row["model"], row["input_tokens"], row["output_tokens"], row["tags"]) == (
         "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 23, 8, '{"project": "x"}')
     assert row["started_at"] == "2026-11-24T09:15:02.123Z" and row["outcome"] == "ok"
+
+
+def test_a_count_too_big_for_the_column_costs_only_that_count_and_the_writer_goes_on(ledger_target):
+    """Our bug, were such a count to get past the usage readers: the row is written with the
+    count NULL, and every record after it still is."""
+    path = ledger_target
+    store = LedgerStore(path, flush_interval=0.01)
+    for i in range(3):
+        store.submit(started(i))
+    store.submit(finished(0)._replace(input_tokens=10 ** 30))
+    store.submit(finished(1))
+    store.close()
+    later = LedgerStore(path)
+    later.submit(finished(2))
+    later.close()
+    assert query(path, "select flow_id, outcome, input_tokens, output_tokens from requests order by flow_id") == [
+        ("f0", "ok", None, 8), ("f1", "ok", 23, 8), ("f2", "ok", 23, 8)]
+    assert store.dropped == 0

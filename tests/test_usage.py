@@ -225,3 +225,23 @@ def test_settle_is_idempotent(usage):
     assert holds(usage)
     once = columns(settle(usage))
     assert holds(usage) and columns(settle(usage)) == once
+
+
+def test_a_count_no_call_can_have_is_read_as_not_reported():
+    """1e19 or 10**30 tokens (a broken server) would not fit the ledger's 64-bit columns: such a
+    count is left out, as a negative one is, and the other counts stay."""
+    for huge in (1e19, 10 ** 30, 2 ** 53 + 1):
+        usage = openai_chat.usage_from_openai({"prompt_tokens": huge, "completion_tokens": 7, "total_tokens": huge})
+        assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (None, 7, None), huge
+    assert openai_chat.usage_from_openai({"prompt_tokens": 2 ** 53, "completion_tokens": 1}).input_tokens == 2 ** 53
+
+
+def test_an_empty_top_level_usage_does_not_hide_the_one_in_the_choices():
+    body = {"usage": {}, "choices": [{"usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}}]}
+    tracker = openai_chat.ChatTracker("kimi-k2")
+    tracker.on_body(body)
+    usage = tracker.usage()
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (9, 9, 18)
+    alone = openai_chat.ChatTracker("gpt-4o")
+    alone.on_body({"usage": {}})
+    assert alone.raw_usage == {}  # reported, and empty: the row keeps it as it came

@@ -241,11 +241,19 @@ class LedgerStore:
             return
         except driver.permanent:
             log.warning("usage-ledger: a batch could not be written as it is; writing its records one by one")
+        except driver.errors:
+            raise  # a failed attempt: _write_all keeps the records and tries again
+        except Exception:  # our bug (an OverflowError, say) must not stop the writer
+            log.exception("usage-ledger: a batch could not be written as it is; writing its records one by one")
         for record in records:
             try:
                 write_batch(self.con, [clean(record, driver.dialect)], True, driver)
             except driver.permanent as e:
                 self._drop(1, self.backend.message(e, ""))
+            except driver.errors:
+                raise
+            except Exception as e:
+                self._drop(1, f"usage-ledger internal error: {type(e).__name__}: {e}")
         self._announce(records)
 
     def _announce(self, records: list) -> None:

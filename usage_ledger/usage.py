@@ -77,13 +77,20 @@ def settle(usage: Usage, by_total: bool = True) -> Usage:
     return usage
 
 
+MAX_COUNT = 2 ** 53
+"""No call has this many tokens, and past it a JSON number is no longer exact: a count above it
+is read as not reported, as a negative one is (a ledger column holds at most 2**63 - 1)."""
+
+
 def count(obj: Any, *keys: str) -> int | None:
-    """The integer at obj[k1][k2]..., or None when any step is missing or not a count."""
+    """The integer at obj[k1][k2]..., or None when any step is missing or not a count (a bool, a
+    negative or non-finite number, one above MAX_COUNT)."""
     for key in keys:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj) or obj < 0:
+    if (isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj) or obj < 0
+            or obj > MAX_COUNT):
         return None  # not a count: read as not reported
     return int(obj)
 

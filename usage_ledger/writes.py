@@ -132,8 +132,14 @@ def read_rows(con, flow_ids: list[str], dialect: Dialect = SQLITE_DRIVER.dialect
 def clean(record: tuple, dialect: Dialect = SQLITE_DRIVER.dialect) -> tuple:
     """The record with text the database cannot store replaced by U+FFFD: lone surrogates, which
     is how mitmproxy hands over header bytes that are not UTF-8 (a User-Agent, say), and for
-    PostgreSQL also NUL characters (its text type refuses them; SQLite keeps them)."""
+    PostgreSQL also NUL characters (its text type refuses them; SQLite keeps them); and integers
+    past a 64-bit column (our bug, were one to get there) as NULL."""
     bad = _SURROGATES if dialect is SQLITE_DRIVER.dialect else _SURROGATES_AND_NUL
     changes = {name: bad.sub("\ufffd", v) for name, v in zip(record._fields, record)
                if isinstance(v, str) and bad.search(v)}
+    changes.update({name: None for name, v in zip(record._fields, record)
+                    if type(v) is int and not -_INT64 <= v < _INT64})
     return record._replace(**changes) if changes else record
+
+
+_INT64 = 2 ** 63

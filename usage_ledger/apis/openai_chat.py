@@ -63,7 +63,7 @@ def reported_usage(obj: dict[str, Any]) -> dict[str, Any] | None:
     `usage` (OpenAI), `x_groq.usage` (Groq's older streams), `choices[i].usage` (Moonshot/Kimi's
     finish chunk), or llama.cpp's `timings` when it sends no usage."""
     usage = obj.get("usage")
-    if isinstance(usage, dict):
+    if isinstance(usage, dict) and usage:
         return usage
     groq = obj.get("x_groq")
     if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
@@ -76,7 +76,7 @@ def reported_usage(obj: dict[str, Any]) -> dict[str, Any] | None:
     timings = obj.get("timings")
     if isinstance(timings, dict) and ("prompt_n" in timings or "predicted_n" in timings):
         return {"timings": timings}
-    return None
+    return usage if isinstance(usage, dict) else None  # an empty one, when nothing else says more
 
 
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
