@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import pstats
 import random
 import sys
@@ -50,7 +51,6 @@ def recorded(case: str) -> http.HTTPFlow:
 
 
 def template(kind: str) -> http.HTTPFlow:
-    import json
     case, options = KINDS[kind]
     flow = recorded(case)
     body = json.loads(flow.request.content)

@@ -88,7 +88,9 @@ class Tracker:
         """The request's parsed body (JSON, or a multipart form's text fields), for shapes whose
         bill depends on it."""
 
-    def interesting(self, region: bytes) -> bool:
+    def interesting(self, region: bytes, end_mark: bool = True) -> bool:
+        """Whether region may hold what the tracker reads: anything before the model is known,
+        then a needle, the usage mark, the error mark or (unless `end_mark` is False) the end mark."""
         if self._model is None:
             return True
         for needle in self.NEEDLES:
@@ -96,28 +98,18 @@ class Tracker:
                 return True
         if self.USAGE_MARK is not None and self.USAGE_MARK.search(region) is not None:
             return True
-        if self.END_MARK is not None and self.END_MARK.search(region) is not None:
+        if end_mark and self.END_MARK is not None and self.END_MARK.search(region) is not None:
             return True
         return self.ERROR_MARK in region
-
-    def interesting_object(self, data: bytes) -> bool:
-        """interesting, for one frame's JSON object (each frame of an interesting region is
-        tested again, so that only those that may matter are parsed)."""
-        if self.END_IN_OBJECTS or self._model is None:
-            return self.interesting(data)
-        for needle in self.NEEDLES:
-            if needle in data:
-                return True
-        if self.USAGE_MARK is not None and self.USAGE_MARK.search(data) is not None:
-            return True
-        return self.ERROR_MARK in data
 
     def on_frame(self, frame: Frame) -> None:
         data = frame.data
         if data[:1] != b"{" and data.lstrip()[:1] != b"{":
             self.on_text(data)  # `[DONE]` and other non-object payloads
             return
-        if not self.interesting_object(data):
+        # Each frame of an interesting region is tested again, so only those that may matter are
+        # parsed; a frame holding an object cannot be an end that is not one (chat's [DONE]).
+        if not self.interesting(data, self.END_IN_OBJECTS):
             return
         try:
             obj = json_bytes.loads(data, _no_constant)
