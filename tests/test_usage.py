@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from usage_ledger.apis import anthropic_messages, gemini, openai_chat, openai_responses
 from usage_ledger.framing import Frame
 from usage_ledger.records import USAGE_COLUMNS, CallFinished, usage_columns
-from usage_ledger.usage import Usage, merge_report, settle
+from usage_ledger.usage import Usage, merge_report
 
 
 def columns(usage: Usage | None) -> tuple:
@@ -220,11 +220,31 @@ def test_gemini_usage_of_any_shape_keeps_the_invariants(reports):
     assert holds(tracker.usage())
 
 
-@given(st.builds(Usage, *(st.one_of(st.none(), st.integers(0, 1000)) for _ in USAGE_COLUMNS)))
-def test_settle_is_idempotent(usage):
+def test_a_part_is_moved_outside_its_whole_at_most_once():
+    """Reasoning 8 > completion 5 must be outside it (output 13); the total 31 fits no reading of
+    the report, but it would fit 10 + 13 + 8, which is not what the server sent: not 21."""
+    usage = openai_chat.usage_from_openai({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 31,
+                                           "completion_tokens_details": {"reasoning_tokens": 8}})
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.total_tokens) == (10, 13, 8, 31)
+
+
+small = st.one_of(st.none(), st.integers(0, 60))
+
+
+@given(small, small, small, small, small, small, st.booleans())
+def test_settling_moves_each_part_at_most_once(tokens_in, cached, written, tokens_out, reasoning, total, by_total):
+    usage = Usage(tokens_in, cached, written, tokens_out, reasoning, total, by_total=by_total)
     assert holds(usage)
-    once = columns(settle(usage))
-    assert holds(usage) and columns(settle(usage)) == once
+    if tokens_out is not None:
+        assert tokens_out <= usage.output_tokens <= tokens_out + (reasoning or 0)
+    if tokens_in is not None:
+        assert tokens_in <= usage.input_tokens <= tokens_in + (cached or 0) + (written or 0)
+    if by_total and None not in (tokens_in, tokens_out, total):
+        fits = {tokens_in + tokens_out + (reasoning or 0) * r + ((cached or 0) + (written or 0)) * c
+                for r in (0, 1) for c in (0, 1)
+                if (r or (reasoning or 0) <= tokens_out) and (c or (cached or 0) + (written or 0) <= tokens_in)}
+        if total in fits:  # a reading of the report adds up to the total: the row adds up too
+            assert usage.input_tokens + usage.output_tokens == total
 
 
 def test_a_count_no_call_can_have_is_read_as_not_reported():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -34,9 +34,12 @@ class Usage:
     reported_cost: tuple[Decimal, str] | None = field(default=None, repr=False)
     """What the server said the call cost, from outside the usage object (a response header):
     (USD, price_source). Costs inside `raw` are read by the pricer itself."""
+    by_total: InitVar[bool] = False
+    """Take the provider's total as evidence when settling (see `settle`): shapes whose total is
+    input + output pass True. Settled here, once, from the counts as reported."""
 
-    def __post_init__(self) -> None:
-        settle(self, by_total=False)
+    def __post_init__(self, by_total: bool) -> None:
+        settle(self, by_total)
         if self.total_tokens is None and self.input_tokens is not None and self.output_tokens is not None:
             self.total_tokens = self.input_tokens + self.output_tokens
 
@@ -54,9 +57,13 @@ def settle(usage: Usage, by_total: bool = True) -> Usage:
     and whether cache reads and writes are inside the prompt count (OpenAI: inside; servers
     echoing Anthropic's convention in OpenAI's shape: outside). A part larger than its whole is
     outside it; else, when the provider's own total adds up only with a part outside, it is.
-    Otherwise the part is inside, the OpenAI convention. Idempotent: a settled Usage is unchanged.
-    `by_total` is for shapes whose total is input + output (OpenAI's; not Gemini's, whose total
-    also counts tool-use prompts), so that only there the total is taken as evidence.
+    Otherwise the part is inside, the OpenAI convention. `by_total` is for shapes whose total is
+    input + output (OpenAI's; not Gemini's, whose total also counts tool-use prompts), so that only
+    there the total is taken as evidence.
+
+    Usage runs this once, on the counts as reported (its `by_total` argument): run again, on
+    counts it has moved, a total that fitted no reading of the report may fit one of the moved
+    counts, and a part would be moved twice.
     """
     reasoning = usage.reasoning_tokens or 0
     cache = (usage.cached_input_tokens or 0) + (usage.cache_write_tokens or 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..usage import Usage, count, first_count, merge_report, settle
+from ..usage import Usage, count, first_count, merge_report
 from .base import SPACE, Recognised, Tracker, error_message, json_model, wants_stream
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
@@ -93,7 +93,7 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
     if tokens_in is None and count(raw, "timings", "prompt_n") is not None:
         cached = count(raw, "timings", "cache_n")
         tokens_in = count(raw, "timings", "prompt_n") + (cached or 0)  # type: ignore[operator]
-    usage = Usage(
+    return Usage(
         input_tokens=tokens_in,
         cached_input_tokens=cached,
         cache_write_tokens=first_count(
@@ -105,8 +105,8 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
             ("reasoning_tokens",)),
         total_tokens=count(raw, "total_tokens"),
         raw=raw,
+        by_total=True,
     )
-    return settle(usage)
 
 
 TRACKER = ChatTracker

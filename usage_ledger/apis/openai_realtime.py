@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..usage import Usage, count, settle
+from ..usage import Usage, count
 from .base import Tracker, error_message
 from .openai_responses_ws import WsResponse, json_object, response_create
 
@@ -83,14 +83,15 @@ class RealtimeTracker(Tracker):
             self.ended = True
 
     def normalise(self, raw: dict[str, Any]) -> Usage:
-        return settle(Usage(
+        return Usage(
             input_tokens=count(raw, "input_tokens"),
             cached_input_tokens=count(raw, "input_token_details", "cached_tokens"),
             output_tokens=count(raw, "output_tokens"),
             reasoning_tokens=count(raw, "output_token_details", "reasoning_tokens"),
             total_tokens=count(raw, "total_tokens"),
             raw=raw,
-        ))
+            by_total=True,
+        )
 
 
 @dataclass
