@@ -125,6 +125,18 @@ def test_invocation_metrics_count_only_when_the_events_had_no_usage():
     assert (tracker.usage().input_tokens, tracker.usage().output_tokens) == (9, 77)
 
 
+def test_invocation_metrics_carry_the_cache_counts():
+    """Claude Code on Bedrock writes a long cached prompt: the cache write dwarfs inputTokenCount,
+    and leaving it out would undercount the call's input and cost."""
+    metrics = {"inputTokenCount": 3, "outputTokenCount": 13, "invocationLatency": 3037,
+               "cacheReadInputTokenCount": 0, "cacheWriteInputTokenCount": 25037}
+    stop = {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics}
+    tracker, _ = scan(chunk({"type": "message_start", "message": {"model": "m"}}) + chunk(stop))
+    usage = tracker.usage()
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens, usage.output_tokens) == (
+        25040, 0, 25037, 13)
+
+
 def test_an_error_message_is_the_calls_error():
     error = message({":message-type": "error", ":error-code": "InternalFailure", ":error-message": "boom"}, b"")
     tracker, _ = scan(chunk(START) + error)

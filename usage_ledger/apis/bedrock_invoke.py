@@ -7,8 +7,9 @@ an inference-profile ARN). The body is Anthropic Messages (`anthropic_version:
 bedrock-2023-05-31`, no `model`, no `stream`), and so is a non-streamed answer. A stream is AWS
 event-stream (eventstream.py) whose `chunk` events carry `{"bytes": base64}`, each the JSON of
 one Anthropic stream event; the last one (`message_stop`) adds
-`amazon-bedrock-invocationMetrics` (`inputTokenCount`, `outputTokenCount`), used only when the
-events carried no usage. An error mid-stream is an `exception` message
+`amazon-bedrock-invocationMetrics` (`inputTokenCount`, `outputTokenCount`, and with prompt
+caching `cacheReadInputTokenCount`, `cacheWriteInputTokenCount`, outside `inputTokenCount` as
+Anthropic's are outside `input_tokens`), used only when the events carried no usage. An error mid-stream is an `exception` message
 (`throttlingException`, `modelStreamErrorException`, ...). Other vendors' models take their
 own body formats on invoke: not recognised (Converse covers them).
 Source: botocore/data/bedrock-runtime/2023-09-30/service-2.json (ResponseStream, PayloadPart),
@@ -37,6 +38,10 @@ _PEEK = 64
 """Base64 characters decoded to see an event's type: 48 bytes, `{"type":"content_block_delta"`."""
 _NO_USAGE = (b'"content_block_delta"', b'"content_block_start"', b'"content_block_stop"', b'"ping"')
 _BYTES = re.compile(rb'"bytes"\s*:\s*"')
+_METRICS = {"inputTokenCount": "input_tokens", "outputTokenCount": "output_tokens",
+            "cacheReadInputTokenCount": "cache_read_input_tokens",
+            "cacheWriteInputTokenCount": "cache_creation_input_tokens"}
+"""invocationMetrics' counts by the Anthropic usage names they stand for."""
 
 
 def operation(path: str) -> tuple[str, str] | None:
@@ -80,8 +85,7 @@ class BedrockMessagesTracker(MessagesTracker):
         self.on_object(event, None)
         metrics = event.get("amazon-bedrock-invocationMetrics")
         if self.raw_usage is None and isinstance(metrics, dict):
-            self.raw_usage = {"input_tokens": metrics.get("inputTokenCount"),
-                              "output_tokens": metrics.get("outputTokenCount")}
+            self.raw_usage = {ours: metrics[theirs] for theirs, ours in _METRICS.items() if theirs in metrics}
 
 
 TRACKER = BedrockMessagesTracker
