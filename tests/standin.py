@@ -4,6 +4,7 @@ for a behaviour with `x-standin-fault`:
 
   honor-include-usage    like OpenAI: the choices:[] usage chunk only when the request asked
   reject-stream-options  like Mistral: 422 extra_forbidden for any body with stream_options
+  validate-messages      like FastAPI: a body without `messages` gets a 422 that echoes it whole
   reset-mid-stream       close the connection halfway through the body
   slow                   50 ms between pieces
   gzip, deflate, br, zstd  encode the body so (though the proxy asked for identity)
@@ -228,6 +229,10 @@ class StandIn:
             detail = {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
                                   "msg": "Extra inputs are not permitted"}]}
             return self.send(writer, 422, "application/json", json.dumps({"object": "error", "message": detail}).encode())
+        if "validate-messages" in faults and "messages" not in sent:
+            detail = {"detail": [{"type": "missing", "loc": ["body", "messages"], "msg": "Field required",
+                                  "input": sent}]}
+            return self.send(writer, 422, "application/json", json.dumps(detail).encode())
         if "gate" in faults and self.gate is not None:
             await self.gate.wait()
         data = case.body

@@ -8,8 +8,10 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import stat
 import threading
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -23,6 +25,7 @@ from .standin import StandIn
 
 API_KEY = "sk-test-e2e-0123456789abcdefSECRET"
 CHAT_CASE = "openai__openai-chat__stream__agno-include-usage"  # gpt-4o-mini-2024-07-18, 23 in / 8 out
+REDIRECT = Path(__file__).resolve().parent / "redirect_addon.py"
 
 
 @pytest.fixture
@@ -113,6 +116,30 @@ def test_strict_server_call_succeeds_and_the_host_is_remembered(tmp_path, standi
         stream_chat(openai_client(proxy, standin, CHAT_CASE, "reject-stream-options"))
         assert "stream_options" not in last_forwarded(standin)
         assert len(proxy.wait_rows(3)) == 3
+
+
+def test_a_refusal_is_learned_only_from_its_own_server_and_cause(tmp_path, standin):
+    """A strict server on one port leaves the one beside it alone; a 422 that names stream_options
+    only because it echoes the whole body (FastAPI's, for a missing `messages`) teaches nothing."""
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": []}
+    with Proxy(tmp_path, scripts=(REDIRECT,), env={"STANDIN_PORT": str(standin.port)}) as proxy:
+        with httpx2.Client(proxy=proxy.url, trust_env=False, timeout=30) as http:
+            def post(port: int, fault: str, sent: dict) -> httpx2.Response:
+                return http.post(f"http://localhost:{port}/v1/chat/completions", json=sent,
+                                 headers={"x-standin-case": CHAT_CASE, "x-standin-fault": fault})
+            assert post(8001, "reject-stream-options", body).status_code == 200  # sent again without it
+            assert post(8002, "honor-include-usage", body).status_code == 200
+            assert last_forwarded(standin)["stream_options"] == {"include_usage": True}
+            no_messages = {"model": "gpt-4o-mini", "stream": True}
+            assert post(8003, "validate-messages", no_messages).status_code == 422
+            assert post(8003, "validate-messages,honor-include-usage", body).status_code == 200
+            assert last_forwarded(standin)["stream_options"] == {"include_usage": True}
+        rows = proxy.wait_rows(4)
+    learned = sqlite3.connect(proxy.db).execute("SELECT host FROM hosts_without_stream_options").fetchall()
+    assert learned == [("localhost:8001",)]
+    assert [(r["host"], r["status_code"], r["usage_injected"], r["input_tokens"]) for r in rows] == [
+        ("localhost:8001", 200, 0, 23), ("localhost:8002", 200, 1, 23),
+        ("localhost:8003", 422, 1, None), ("localhost:8003", 200, 1, 23)]
 
 
 def test_anthropic_sdk_messages_stream(proxy, standin):

@@ -4,6 +4,7 @@ one field."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usage_ledger.inject import include_usage_body
+from usage_ledger.inject import include_usage_body, names_stream_options
 
 ADDED = {"include_usage": True}
 
@@ -122,3 +123,61 @@ def test_a_lone_surrogate_escape_survives_the_rewrite() -> None:
     raw = b'{"stream":true,"stream_options":{},"messages":[{"content":"\\ud83d"}]}'
     out = include_usage_body(raw, json.loads(raw))
     assert json.loads(out) == {**json.loads(raw), "stream_options": {"include_usage": True}}
+
+
+ENCODINGS = {  # how a body is written: its BOM (if any) and the codec of the rest
+    "utf-8": (b"", "utf-8"), "utf-8 with BOM": (codecs.BOM_UTF8, "utf-8"),
+    "utf-16-le": (b"", "utf-16-le"), "utf-16-be": (b"", "utf-16-be"),
+    "utf-16, LE BOM": (codecs.BOM_UTF16_LE, "utf-16-le"), "utf-16, BE BOM": (codecs.BOM_UTF16_BE, "utf-16-be"),
+    "utf-32-le": (b"", "utf-32-le"), "utf-32-be": (b"", "utf-32-be"),
+    "utf-32, LE BOM": (codecs.BOM_UTF32_LE, "utf-32-le"), "utf-32, BE BOM": (codecs.BOM_UTF32_BE, "utf-32-be"),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(ENCODINGS)), st.sampled_from([MISSING, None, {}, {"include_obfuscation": True}]),
+       st.text(max_size=20), st.booleans())
+def test_the_body_keeps_its_encoding(encoding: str, options: Any, content: str, compact: bool) -> None:
+    """RFC 8259 JSON may come as UTF-16 or UTF-32 (json.loads reads them): the rewritten body is
+    in the client's encoding, BOM and byte order included, as its Content-Type may say."""
+    bom, codec = ENCODINGS[encoding]
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "stream": True, "messages": [{"content": content}]}
+    if options is not MISSING:
+        body["stream_options"] = options
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":") if compact else None)
+    raw = bom + text.encode(codec)
+    out = include_usage_body(raw, json.loads(raw))
+    assert out is not None and out.startswith(bom)
+    result = out[len(bom):].decode(codec)
+    merged = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    assert json.loads(result) == {**body, "stream_options": merged}
+    if options is MISSING:
+        end = text.rfind("}")
+        assert result == text[:end] + ',"stream_options":{"include_usage":true}' + text[end:]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model":"m","stream":true,"stream_options":{},"temperature":1e400}',  # valid JSON, read as inf
+    b'{"model":"m","stream":true,"stream_options":null,"top_p":NaN}',  # json.loads reads it; no JSON
+])
+def test_a_number_that_cannot_be_written_back_leaves_the_body_alone(raw: bytes) -> None:
+    """Re-serialised, 1e400 would become `Infinity`, which is not JSON: a strict server (or
+    Node's JSON.parse) would refuse a request the client wrote correctly."""
+    assert include_usage_body(raw, json.loads(raw)) is None
+
+
+@pytest.mark.parametrize(("answer", "named"), [
+    # Mistral: pydantic's extra_forbidden names the field in `loc`
+    (b'{"object":"error","message":{"detail":[{"type":"extra_forbidden","loc":["body","stream_options"],'
+     b'"msg":"Extra inputs are not permitted","input":{"include_usage":true}}]}}', True),
+    (b'{"error":{"message":"Unrecognized request argument supplied: stream_options","param":null}}', True),
+    (b'{"error":{"code":"invalid_request","param":"stream_options"}}', True),
+    (b"unknown field `stream_options`, expected one of `model`, `messages`", True),  # not JSON
+    # FastAPI: an unrelated mistake, the whole request echoed with the field the proxy added
+    (b'{"detail":[{"type":"missing","loc":["body","messages"],"msg":"Field required",'
+     b'"input":{"model":"m","stream":true,"stream_options":{"include_usage":true}}}]}', False),
+    (b'{"error":{"message":"model not found"}}', False),
+    (b"[" * 5000 + b'"stream_options"' + b"]" * 5000, True),  # deeper than recursion would go
+])
+def test_an_error_names_stream_options_only_as_its_cause(answer: bytes, named: bool) -> None:
+    assert names_stream_options(answer) is named

@@ -21,6 +21,7 @@ from .frames import Frame
 from .attribution import credential, fingerprint, scrub
 from .decoding import Decode, UnsupportedEncoding, decoder_for
 from .headers import header_map, pretty_host
+from .inject import names_stream_options
 from .outcomes import final_outcome
 from .hide import UsageChunkFilter
 from .pricing.reported import header_cost
@@ -180,7 +181,7 @@ class Call(StreamPath):
         """Did a strict server refuse the request because of the field we added?"""
         if not self.usage_injected or response.status_code not in (400, 422) or self.streamed:
             return False
-        return b"stream_options" in (response.get_content(strict=False) or b"")
+        return names_stream_options(response.get_content(strict=False) or b"")
 
     def finish(self, flow: http.HTTPFlow, outcome: str | None = None, error: str | None = None,
                then: Callable[[CallFinished], None] | None = None) -> CallEnded:

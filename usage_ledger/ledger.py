@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 HOSTS_NOT_NEEDING_STREAM_OPTIONS = frozenset({"openrouter.ai"})
 
 
+def addressed(host: str, request: http.Request) -> str:
+    """`host:port` (`[v6]:port`) of the server a request went to: what the proxy learns a refusal of
+    stream_options by."""
+    return f"[{host}]:{request.port}" if ":" in host else f"{host}:{request.port}"
+
+
 def seconds(text: str) -> float | None:
     """A duration option's value: seconds >= 0, or None when it is not one."""
     try:
@@ -173,7 +179,7 @@ class UsageLedger:
         call = Call.start(flow, recognised, tracker_type, headers, tags)
         body = recognised.body
         if (ctx.options.ledger_inject_usage and recognised.api == "openai-chat" and body
-                and body.get("stream") is True and call.host not in self.no_inject_hosts):
+                and body.get("stream") is True and not self.refuses_stream_options(call.host, flow.request)):
             rewritten = include_usage_body(flow.request.get_content(strict=False) or b"", body)
             if rewritten is not None:  # so the client did not ask for usage itself
                 call.inject_usage(flow.request, rewritten, hide=ctx.options.ledger_hide_injected_usage)
@@ -203,8 +209,15 @@ class UsageLedger:
         if self.calls.pop(flow.id, None) is not None:
             self.complete(flow, call)
 
+    def refuses_stream_options(self, host: str, request: http.Request) -> bool:
+        """Has this server refused the field before? Learned per host and port (servers on one
+        machine differ); a bare host (HOSTS_NOT_NEEDING_STREAM_OPTIONS, a row learned before
+        the port was kept, or one a user wrote) stands for all its ports."""
+        hosts = self.no_inject_hosts
+        return host in hosts or addressed(host, request) in hosts
+
     async def retry_without_stream_options(self, flow: http.HTTPFlow, call: Call) -> None:
-        host = flow.request.pretty_host
+        host = addressed(call.host, flow.request)
         if host not in self.no_inject_hosts:
             self.no_inject_hosts.add(host)
             log.warning("usage-ledger: %s rejects stream_options; no longer adding it there", host)
