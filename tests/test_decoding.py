@@ -144,3 +144,28 @@ def test_a_body_corrupt_after_it_began_to_decode_still_raises() -> None:
 def test_plain_sse_under_deflate_is_read_as_it_is() -> None:
     body = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n' * 30 + b"data: [DONE]\n\n"
     assert decode_pieces("deflate", pieces_at(body, range(0, len(body), 7))) == body
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=PLAIN_BODIES, data=st.data())
+def test_a_plain_body_under_deflate_decodes_the_same_at_any_split(body: bytes, data) -> None:
+    """Raw deflate has no header, so a plain body labelled `deflate` is read as raw deflate when
+    it inflates and as it is when it does not: which of the two may not depend on where the
+    network cut it (`: ping` alone inflates to a byte; with what follows, it fails)."""
+    offsets = data.draw(st.lists(st.integers(0, len(body)), max_size=6), label="offsets")
+    try:
+        whole = decode_pieces("deflate", [body])
+    except zlib.error:
+        whole = zlib.error
+    try:
+        cut = decode_pieces("deflate", pieces_at(body, offsets))
+    except zlib.error:
+        cut = zlib.error
+    assert cut == whole
+
+
+def test_a_comment_first_plain_stream_under_deflate_is_read_as_it_is_when_cut_early() -> None:
+    body = (b': ping\n\ndata: {"model":"m","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,'
+            b'"total_tokens":15}}\n\ndata: [DONE]\n\n')
+    for cut in range(1, len(body)):
+        assert decode_pieces("deflate", [body[:cut], body[cut:]]) == body, cut

@@ -7,7 +7,6 @@ compression bomb) never sits in memory whole.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -52,14 +51,21 @@ def _looks_plain(held: bytes) -> bool:
 
 def _plain_if_not_encoded(decode: Decode) -> Decode:
     """`decode`, unless the body is not encoded at all: some servers send plain SSE under a
-    `Content-Encoding: gzip` header. While the decoder has produced nothing, what it was given
-    is held back (up to SNIFF_LIMIT bytes). If those bytes begin like a plain body and the
-    decoder then fails, or the body ends (an empty `data`) with nothing decoded, the held bytes
-    and all that follow are passed on as they are. Any other failure is raised, as the bare
-    decoder would. `deflate` without a zlib header is raw deflate, which has no header at all:
-    text that happens to inflate is read as raw deflate, as clients read it."""
-    held: list[bytearray | None] = [bytearray()]  # None once decoding produced output
+    `Content-Encoding: gzip` header. While the held bytes begin like a plain body (up to
+    SNIFF_LIMIT of them), what the decoder makes of them is held back too. If the decoder then
+    fails, or the body ends with nothing decoded, the held bytes and all that follow are passed
+    on as they are. Any other failure is raised, as the bare decoder would. `deflate` without a
+    zlib header is raw deflate, which has no header at all: a few bytes of text may inflate to
+    something before the rest fails to (`: ping` does), so decoded output is trusted only past
+    the sniff limit or the body's end, whatever pieces the body came in."""
+    held: list[bytearray | None] = [bytearray()]  # None once the decoder is trusted
+    decoded: list[bytes] = []  # its output while held
     plain = [False]
+
+    def trusted() -> Iterator[bytes]:
+        held[0] = None
+        yield from decoded
+        decoded.clear()
 
     def decode_or_pass(data: bytes) -> Iterator[bytes]:
         if plain[0]:
@@ -71,26 +77,32 @@ def _plain_if_not_encoded(decode: Decode) -> Decode:
             yield from decode(data)
             return
         if not data:  # the end of the body
-            if buffer and _looks_plain(buffer):
+            if buffer and not decoded and _looks_plain(buffer):
                 plain[0], held[0] = True, None
                 yield bytes(buffer)
             else:
+                yield from trusted()
                 yield from decode(data)
             return
         buffer += data
         try:
             for out in decode(data):
-                held[0] = None
-                yield out
-            else:
-                if held[0] is not None and len(buffer) > SNIFF_LIMIT:
-                    held[0] = None  # decoding for real: nothing more is held back
-                return
+                if held[0] is None:
+                    yield out
+                    continue
+                decoded.append(out)
+                if (len(buffer) > SNIFF_LIMIT or sum(map(len, decoded)) > SNIFF_LIMIT
+                        or not _looks_plain(buffer)):
+                    yield from trusted()
         except Exception:
             if held[0] is None or not _looks_plain(buffer):
                 raise
-        plain[0], held[0] = True, None
-        yield bytes(buffer)
+            plain[0], held[0] = True, None
+            decoded.clear()
+            yield bytes(buffer)
+            return
+        if held[0] is not None and len(buffer) > SNIFF_LIMIT:
+            yield from trusted()  # decoding for real: nothing more is held back
 
     return decode_or_pass
 
