@@ -390,6 +390,30 @@ def test_a_json_body_behind_a_byte_order_mark_is_read() -> None:
     assert tracker.error == "bad key"
 
 
+def test_a_json_array_after_any_length_of_white_space_is_read_as_one() -> None:
+    """Keep-alive line ends before a Gemini JSON array, in their own chunks: the framer is chosen
+    by the first byte after them, not by the 64th blank byte."""
+    body = json.dumps([{"candidates": [{"finishReason": "STOP"}], "modelVersion": "gemini-2.5-flash",
+                        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7}}])
+    for pad in (b"\n" * 63, b"\n" * 64, b"\r\n" * 5000):
+        tracker, _ = scanned(GeminiTracker, b"", [pad, body.encode()], ctype="application/json")
+        assert tracker.usage().total_tokens == 7, len(pad)
+
+
+def test_a_last_message_delta_without_output_tokens_still_replaces_the_counts() -> None:
+    """A compatible server's final message_delta may report only input and cache counts: each
+    replaces the start's (ledger.md: a later report replaces an earlier one field by field)."""
+    body = named(("message_start", {"type": "message_start", "message": {
+                      "type": "message", "model": "claude-x", "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+                 *[("content_block_delta", {"type": "content_block_delta", "delta": {"text": "x" * 50}})] * 3000,
+                 ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                    "usage": {"input_tokens": 900, "cache_read_input_tokens": 800}}),
+                 ("message_stop", {"type": "message_stop"}))
+    tracker, _ = scanned(MessagesTracker, body, [body[i:i + 4096] for i in range(0, len(body), 4096)])
+    assert tokens(tracker) == {"input_tokens": 1700, "cached_input_tokens": 800, "cache_write_tokens": None,
+                               "output_tokens": 1, "reasoning_tokens": None, "total_tokens": 1701}
+
+
 def test_ndjson_sent_as_application_json_is_read_line_by_line() -> None:
     body = b'{"model":"llama3.2","done":false}\n{"model":"llama3.2","done":true,"prompt_eval_count":3,"eval_count":4}\n'
     tracker, scanner = scanned(OllamaTracker, body, ctype="application/json")

@@ -14,6 +14,7 @@ from .eventstream import EventStreamFramer
 from .framing import DEFAULT_MAX_FRAME, KEEP, LEADING_NOISE, Frame, SSEFramer, framer_for
 
 _SNIFF_LIMIT = 64
+"""Leading white space held, at most, while no framer is chosen."""
 _KEPT_MAX = 2 * KEEP
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -126,7 +127,11 @@ class StreamScanner:
     def _take(self, data: bytes) -> None:
         if self.framer is None:
             self.head += data
-            if not self.head.lstrip(LEADING_NOISE) and len(self.head) < _SNIFF_LIMIT:
+            if not self.head.lstrip(LEADING_NOISE):
+                # Only white space so far (keep-alive lines before the body): the framer is chosen
+                # by the first byte after it, however long it lasts, and it is dropped, not held.
+                if len(self.head) > _SNIFF_LIMIT:
+                    self.head = b""
                 return
             data, self.head = self.head, b""
             self._start(data)

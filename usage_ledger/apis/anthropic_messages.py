@@ -34,6 +34,8 @@ def recognise(method: str, path: str, body: dict[str, Any] | None) -> Recognised
 
 class MessagesTracker(Tracker):
     NEEDLES = (b"output_tokens",)  # in message_start's usage and every message_delta's
+    # ...from Anthropic; a compatible server's last message_delta may report only other counts.
+    USAGE_MARK = Tracker.OPENAI_USAGE
     END_MARK = re.compile(rb'"message_stop"')
 
     def on_object(self, obj: dict[str, Any], event: str | None) -> None:
