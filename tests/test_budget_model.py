@@ -136,6 +136,27 @@ def test_in_flight_estimates_count_until_the_real_cost_replaces_them():
     assert t.admit("f5", CALL, NOON, 0.3, NOON)[0] is None
 
 
+def test_a_budget_on_the_answered_model_counts_and_blocks_its_calls():
+    """`model` matches "the requested model or the one that answered": a call for gpt-4o-mini,
+    answered by gpt-4o-mini-2024-07-18, counts in a `gpt-4o-mini-2024-*` budget, and once the
+    proxy has seen that answer, the next request for gpt-4o-mini is admitted by it, in this run
+    and after a restart (a reload from the ledger's rows)."""
+    text = ('timezone = "UTC"\n[[budget]]\nname = "dated"\nlimit_usd = 1.0\nperiod = "day"\n'
+            'model = "gpt-4o-mini-2024-*"')
+    t = tracker_with(text)
+    for n in range(2):
+        assert t.admit(f"f{n}", CALL, NOON, 0.0, NOON)[0] is None
+        t.finished(f"f{n}", "gpt-4o-mini-2024-07-18", 0.75, 100, NOON)
+    (s,) = t.status(NOON)
+    assert (s.spent_usd, s.calls) == (1.5, 2)
+    refused, _ = t.admit("f2", CALL, NOON, 0.0, NOON)
+    assert refused is not None and refused.budget.name == "dated"
+    assert t.admit("other", CallFacts(provider="openai", models=("gpt-4o",)), NOON, 0.0, NOON)[0] is None
+    rows = [Finished(f"f{n}", CallFacts(provider="openai", models=("gpt-4o-mini", "gpt-4o-mini-2024-07-18")),
+                     NOON, 0.75, 100) for n in range(2)]
+    assert tracker_with(text, rows).admit("f3", CALL, NOON, 0.0, NOON)[0] is not None
+
+
 def test_a_period_rolling_over_unblocks():
     t = tracker_with('timezone = "Europe/Berlin"\n[[budget]]\nname = "b"\nlimit_usd = 1.0\nperiod = "day"',
                      [Finished("old", CALL, NOON - timedelta(hours=1), 2.0, 10)])

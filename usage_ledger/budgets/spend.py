@@ -22,6 +22,8 @@ from .config import Budget, BudgetFile, CallFacts, in_scope, period_bounds
 RECENT = 10_000
 """Finished calls remembered so a reload's SQL snapshot, which may miss rows the writer has not
 committed yet, loses none of them (the writer commits within a second)."""
+ANSWERED = 1_000
+"""Requested models remembered with the model that last answered them."""
 
 
 @dataclass
@@ -68,6 +70,8 @@ class _InFlight:
     estimate_usd: float
     counted: dict[str, datetime]
     """Budget name -> the period start its estimate was added in."""
+    scope: CallFacts
+    """`facts` with the model that last answered its requested model: what admits it."""
 
 
 Announce = Callable[[Standing, str], None]
@@ -83,6 +87,9 @@ class SpendTracker:
         self.standings: dict[str, Standing] = {}
         self.in_flight: dict[str, _InFlight] = {}
         self.recent: deque[Finished] = deque(maxlen=RECENT)
+        self.answered: dict[tuple[str | None, str], str] = {}
+        """(provider, requested model) -> the model that last answered it (`gpt-4o-mini` ->
+        `gpt-4o-mini-2024-07-18`): a budget scoped to the answered model admits by it."""
         self.announce = announce
 
     # --- the file and the ledger ---------------------------------------------------------------
@@ -127,13 +134,19 @@ class SpendTracker:
         call's estimate counts until `finished` replaces it with its cost."""
         with self.lock:
             self._roll(now)
-            scoped = [s for s in self.standings.values() if in_scope(s.budget, facts)]
-            if not scoped:
+            if not self.standings:
                 return None, []
+            scope = facts
+            answered = self.answered.get((facts.provider, facts.models[0])) if facts.models else None
+            if answered is not None and answered not in facts.models:
+                scope = replace(facts, models=(*facts.models, answered))
+            scoped = [s for s in self.standings.values() if in_scope(s.budget, scope)]
             for s in scoped:
                 if s.budget.action == "block" and s.committed >= s.budget.limit_usd:
                     return replace(s, announced=set()), []
-            call = _InFlight(facts, started, max(estimate_usd, 0.0), {})
+            # Tracked even when no budget is in scope yet: the model that answers (a dated
+            # version, an Azure deployment's model) may put the finished call in one.
+            call = _InFlight(facts, started, max(estimate_usd, 0.0), {}, scope)
             self.in_flight[flow_id] = call
             self._add_estimate(call)
             return None, [replace(s, announced=set()) for s in scoped if s.warning()]
@@ -169,12 +182,19 @@ class SpendTracker:
 
     def _add_estimate(self, call: _InFlight) -> None:
         for s in self.standings.values():
-            if in_scope(s.budget, call.facts) and s.start <= call.started:
+            if in_scope(s.budget, call.scope) and s.start <= call.started:
                 s.in_flight_usd += call.estimate_usd
                 s.in_flight += 1
                 call.counted[s.budget.name] = s.start
 
     def _count(self, row: Finished, announce: bool) -> None:
+        models = row.facts.models
+        if len(models) == 2 and models[0] != models[1]:  # (requested, answered)
+            key = (row.facts.provider, models[0])
+            self.answered.pop(key, None)  # so the oldest is first
+            self.answered[key] = models[1]
+            if len(self.answered) > ANSWERED:
+                del self.answered[next(iter(self.answered))]
         cost = row.cost_usd
         fallback = self.file.unpriced_usd_per_mtok
         if cost is None and fallback and row.tokens:
