@@ -11,6 +11,12 @@ from hypothesis import strategies as st
 from usage_ledger.postgres import connect, local_name, redacted, safe_message
 
 
+def test_a_url_that_cannot_be_parsed_shows_nothing_after_its_scheme():
+    for url in ("postgresql://ledger:s3cret@[::1/x", "postgresql://ledger:s3cret@db]/x"):
+        assert redacted(url) == "postgresql://(a URL that cannot be read)"
+        assert "s3cret" not in safe_message(f"bad {url} and s3cret", url)
+
+
 def test_redacted_removes_the_password_from_the_user_part():
     assert redacted("postgresql://ledger:s3cret@db.example:5432/team") == "postgresql://ledger@db.example:5432/team"
     assert redacted("postgres://ledger:s3cret@db/team") == "postgres://ledger@db/team"

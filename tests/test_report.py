@@ -192,6 +192,18 @@ def test_parse_time():
             report.parse_time(bad, now)
 
 
+def test_every_iso_date_is_a_day_and_no_bound_is_a_traceback():
+    """`--until 20261120` includes that day as `--until 2026-11-20` does; `--until 9999-12-31`
+    ("forever") works; a bound outside the calendar is one error line, not an OverflowError."""
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    for day in ("20261120", "2026-W47-5"):
+        assert report.parse_time(day, now, end=True) == "2026-11-21T00:00:00.000Z", day
+    assert report.parse_time("9999-12-31", now, end=True) > "9999-12-31T23:59:59.999Z"
+    for far in ("3000000d", "0001-01-01T00:00+01:00"):
+        with pytest.raises(report.ReportError, match="out of range"):
+            report.parse_time(far, now)
+
+
 def test_formatting():
     assert report.fmt_cost(None) == "-"
     assert report.fmt_cost(0) == "$0.00"

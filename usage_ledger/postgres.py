@@ -34,9 +34,13 @@ def connect(url: str, **kw):
 
 
 def _secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
     if not is_postgres(url):
         return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # `[::1/x`: the password is what a user part would hold, if there is one
+        userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        return [userinfo.partition(":")[2]] if ":" in userinfo else []
     found = [p for p in (parts.password,) if p]
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in _SECRET_PARAMS and v]
     return found
@@ -48,7 +52,10 @@ def redacted(url: str) -> str:
     `postgresql://ledger@db:5432/team`. Anything not a postgresql:// URL comes back as it is."""
     if not is_postgres(url):
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # `[::1/x`: what follows the scheme cannot be told apart, so none of it is shown
+        return url.partition("://")[0] + "://(a URL that cannot be read)"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, hostport = netloc.rsplit("@", 1)

@@ -80,22 +80,31 @@ def iso_utc(moment: datetime) -> str:
 
 
 def parse_time(text: str, now: datetime | None = None, *, end: bool = False) -> str:
-    """A bound for `started_at`: YYYY-MM-DD (a UTC day), an ISO timestamp (UTC unless it says
-    otherwise), or Nh/Nd/Nw before now. For an upper bound (`end`), a bare date includes that day."""
+    """A bound for `started_at`: a date as ISO 8601 writes it (YYYY-MM-DD, YYYYMMDD, 2026-W47-5: a
+    UTC day), an ISO timestamp (UTC unless it says otherwise), or Nh/Nd/Nw before now. For an
+    upper bound (`end`), a date includes that day. Raises ReportError for anything else, or a
+    moment outside the years 1-9999."""
     text = text.strip()
     now = now or datetime.now(UTC)
-    if m := _RELATIVE.fullmatch(text):
-        return iso_utc(now - timedelta(**{_UNITS[m[2]]: int(m[1])}))
+    bad = f"bad date {text!r} (use YYYY-MM-DD, an ISO timestamp, or 7d / 2w / 12h)"
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-            return f"{day.isoformat()}T00:00:00.000Z"
-        moment = datetime.fromisoformat(text)
+        if m := _RELATIVE.fullmatch(text):
+            return iso_utc(now - timedelta(**{_UNITS[m[2]]: int(m[1])}))
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            moment = datetime.fromisoformat(text)
+        else:
+            if end and day == date.max:  # the last day there is: ISO 8601's 24:00 ends it
+                return f"{day.isoformat()}T24:00:00.000Z"
+            return f"{(day + timedelta(days=1 if end else 0)).isoformat()}T00:00:00.000Z"
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return iso_utc(moment)
     except ValueError:
-        raise ReportError(f"bad date {text!r} (use YYYY-MM-DD, an ISO timestamp, or 7d / 2w / 12h)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return iso_utc(moment)
+        raise ReportError(bad) from None
+    except OverflowError:
+        raise ReportError(f"date {text!r} is out of range (years 1 to 9999)") from None
 
 
 def _where(since: str | None, until: str | None) -> tuple[str, list[str]]:
