@@ -61,3 +61,41 @@ def test_appending_after_a_torn_line_keeps_every_new_record(tmp_path_factory, be
     assert journal.unreadable_lines <= 1
     again = [r for batch in journal.batches(5) for r in batch]
     assert again == replayed  # reading changes nothing: a replay can be done twice
+
+
+def test_a_line_nested_past_the_parser_is_skipped_not_raised(tmp_path):
+    path = tmp_path / "j.jsonl"
+    Journal(str(path)).append([HostRejectsStreamOptions("a:443", "t", None)])
+    with path.open("ab") as f:
+        f.write(b"[" * 100_000 + b"\n")
+    journal = Journal(str(path))
+    assert [r for batch in journal.batches(10) for r in batch] == [HostRejectsStreamOptions("a:443", "t", None)]
+    assert journal.unreadable_lines == 1
+
+
+def test_an_append_the_disk_cuts_short_leaves_the_journal_as_it_was(tmp_path):
+    """A full disk mid-append (here the file-size limit, EFBIG): the part written is cut off
+    again, so the caller, which keeps the records, never meets half of them again at a replay."""
+    import resource
+    import signal
+
+    path = tmp_path / "j.jsonl"
+    journal = Journal(str(path))
+    first = [HostRejectsStreamOptions(f"h{i}:443", "t", None) for i in range(3)]
+    journal.append(first)
+    size = path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of the signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))
+    try:
+        try:
+            journal.append([HostRejectsStreamOptions(f"x{i}:443", "t", "y" * 50) for i in range(20)])
+        except OSError:
+            pass
+        else:
+            raise AssertionError("the append went past the file-size limit")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert path.stat().st_size == size
+    assert decode(path.read_bytes()) == (first, 0)

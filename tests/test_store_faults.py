@@ -15,7 +15,7 @@ import pytest
 
 from usage_ledger.backend import Backend, local_files
 from usage_ledger.dialect import is_postgres
-from usage_ledger.journal import journal_path
+from usage_ledger.journal import encode, journal_path
 from usage_ledger.status import read_status, status_path
 from usage_ledger.store import LedgerStore, connect
 from usage_ledger.writes import write_batch
@@ -210,3 +210,102 @@ def test_text_the_database_refuses_is_cleaned_not_a_stuck_writer(ledger_target):
     assert [r["user_agent"] for r in rows] == ["x\ufffd", "curl/8", "curl/8"]
     assert [r["error"] for r in rows] == [None, "a\ufffdb" if is_postgres(db) else "a\x00b", None]
     assert [r["outcome"] for r in rows] == ["ok"] * 3 and store.dropped == 0
+
+
+def test_a_line_the_journal_cannot_parse_does_not_stop_the_writer(tmp_path):
+    db = tmp_path / "ledger.db"
+    path = Path(journal_path(str(db)))
+    path.write_bytes(b"".join(encode(r) for r in (started(0), finished(0))) + b"[" * 100_000 + b"\n")
+    store = LedgerStore(db, **FAST)
+    store.submit(started(1))
+    store.submit(finished(1))
+    until(lambda: len(ledger_rows(db)) == 2 and not store.journal_bytes, what="journal and new call written")
+    assert store.thread.is_alive()
+    store.close()
+    assert_complete(ledger_rows(db), 2)
+    assert store.dropped == 1  # the line that is no record, counted
+
+
+def rows_if_any(db: Path) -> list[tuple]:
+    """The ledger's rows, read without creating the file (none while it is missing)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        return []
+    try:
+        return con.execute("SELECT flow_id FROM requests").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def test_a_deleted_ledger_is_made_again_and_the_rows_after_go_into_it(tmp_path):
+    """An open connection to a deleted SQLite file writes on into nothing: the writer sees the
+    file is gone (or another one is in its place) and opens the path afresh."""
+    db = tmp_path / "ledger.db"
+    store = LedgerStore(db, **FAST)
+    store.submit(started(0))
+    store.submit(finished(0))
+    until(lambda: ledger_rows(db) and ledger_rows(db)[0]["outcome"] == "ok", what="the first row")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    for i in range(1, 6):
+        store.submit(started(i))
+        store.submit(finished(i))
+    until(lambda: len(rows_if_any(db)) == 5, what="the rows in the new file")
+    store.close()
+    assert sorted(r["flow_id"] for r in ledger_rows(db)) == [f"f{i}" for i in range(1, 6)]
+
+
+def test_a_refused_call_that_ends_twice_gets_no_row_at_all(unwritable_ledger):
+    """A background Responses call ends twice under one flow id (its POST, the poll that shows
+    it done): once its start was refused (memory and journal full), both ends are refused."""
+    db = unwritable_ledger
+    Path(journal_path(str(db))).mkdir()  # the journal cannot be written
+    store = LedgerStore(db, max_pending=2, **FAST)
+    for record in (started(0), started(1), started(2), finished(2), finished(0), finished(1)):
+        store.submit(record)
+    until(lambda: store.dropped == 2, what="the refused call's start and first end")
+    store.submit(finished(2))
+    until(lambda: store.dropped == 3, what="its second end, refused too")
+    _writable(db)
+    until(lambda: not store.pending, what="the rest written")
+    store.close()
+    assert_complete(ledger_rows(db), 2)
+
+
+def test_a_journal_the_proxy_cannot_read_neither_stops_the_writer_nor_holds_up_the_ledger(tmp_path):
+    """A journal another user left (an earlier `sudo mitmdump`: root's, mode 0600): the calls of
+    this run are written all the same, the journal is retried, and the error is shown."""
+    import shutil
+    import sys
+    import textwrap
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("root without setpriv: file modes do not apply")
+    drop = (["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+            if os.geteuid() == 0 else [])
+    db = tmp_path / "ledger.db"
+    path = Path(journal_path(str(db)))
+    path.write_bytes(b"".join(encode(r) for r in (started(0), finished(0))))
+    path.chmod(0)
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = {[str(Path(__file__).resolve().parents[1])]!r}
+        from tests.test_store import started, finished
+        from tests.test_store_faults import FAST, until
+        from tests.targets import ledger_rows
+        from usage_ledger.store import LedgerStore
+        store = LedgerStore({str(db)!r}, **FAST)
+        for i in range(1, 6):
+            store.submit(started(i)); store.submit(finished(i))
+        until(lambda: len(ledger_rows({str(db)!r})) == 5, what="this run's calls")
+        print("alive", store.thread.is_alive(), "error", "PermissionError" in (store.last_error or ""))
+        store.close()
+    """)
+    done = subprocess.run([*drop, sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "alive True error True" in done.stdout, done.stdout + done.stderr[-2000:]
+    path.chmod(0o600)
+    LedgerStore(db, **FAST).close()  # the next start, the journal readable again, replays it
+    assert_complete(ledger_rows(db), 6)

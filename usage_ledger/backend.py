@@ -113,6 +113,7 @@ class Backend:
         """Raises OSError for a path that is a folder or cannot be created, ValueError for a
         postgresql:// URL libpq cannot parse (its message without the password)."""
         target = str(target)
+        self.opened: tuple[int, int] | None = None  # the SQLite file open() connected to
         if is_postgres(target):
             import psycopg
 
@@ -147,7 +148,9 @@ class Backend:
         waits for a lock (SQLite's busy timeout, PostgreSQL's lock_timeout). Raises one of
         `driver.errors`."""
         if self.dialect is SQLITE:
-            return connect(self.target, busy_timeout)
+            con = connect(self.target, busy_timeout)
+            self.opened = _file_id(self.target)
+            return con
         import psycopg
 
         named = psycopg.conninfo.conninfo_to_dict(self.target)
@@ -163,6 +166,11 @@ class Backend:
             raise
         return con
 
+    def replaced(self) -> bool:
+        """Is the SQLite file at the path no longer the one `open` connected to (deleted, or
+        another file moved there)? A connection to a deleted file writes on into nothing."""
+        return self.dialect is SQLITE and _file_id(self.target) != self.opened
+
     def still_usable(self, con, error: BaseException) -> bool:
         """After a failed attempt, is the connection worth trying again (else it is closed and
         opened afresh)? SQLite's is after a lock; psycopg's unless the server went away."""
@@ -176,3 +184,11 @@ class Backend:
         where = self.name if what is None else what
         text = f"{where}: " if where else ""
         return postgres.safe_message(f"{text}{type(error).__name__}: {error}", self.target)
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -45,7 +45,7 @@ def decode_line(line: bytes) -> Record | None:
         obj = json.loads(line)
         cls = _KINDS[obj.pop("kind")]
         return cls(**{name: obj[name] for name in _FIELDS[cls] if name in obj})
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # RecursionError: `[[[...`
         return None
 
 
@@ -81,18 +81,27 @@ class Journal:
 
     def append(self, records: Iterable[Record]) -> int:
         """Add records at the end, on disk before returning (fsync); returns the bytes written.
-        Raises OSError when the file cannot be written (the records may then be partly in it,
-        which replaying twice makes harmless)."""
+        Raises OSError when the file cannot be written: what part of them was written (a full
+        disk) is cut off again, so the journal holds all of them or none; the caller keeps them."""
         data = b"".join(encode(r) for r in records)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             size = os.fstat(fd).st_size
             if size and _last_byte(self.path, size) != b"\n":
                 data = b"\n" + data  # a crash tore the last line: keep it from swallowing ours
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                # Left in, half a batch would be replayed later over the values the caller still
+                # writes from memory, or counted as lost though it is not.
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise
         finally:
             os.close(fd)
         return len(data)

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 _STOP = object()
 _ROWS = (CallStarted, CallFinished)
 _WAKE_SLICES = 4
+_DROPPED_STARTS = 100_000
+"""Refused calls remembered so their finishes are refused too (a few MB at most)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class LedgerStore:
         self.journal = Journal(journal_path(backend.local))
         self.status_file = StatusFile(status_path(backend.local))
         self.pending: list[object] = []  # priced records not yet written, oldest first
-        self.dropped_starts: set[str] = set()  # their finishes are dropped too: no row lacks its start
+        self.dropped_starts: dict[str, None] = {}  # their finishes are dropped too: no row lacks its start
         self.written = self.dropped = self.failed_attempts = 0
         self.journal_records, self.journal_bytes = 0, self.journal.size()
         self.last_error: str | None = None
@@ -108,7 +110,10 @@ class LedgerStore:
         self.pricer.warm()
         self.warmed.set()
         if self.journal_bytes:
-            self.journal_records = sum(1 for batch in self.journal.batches(1000) for _ in batch)
+            try:
+                self.journal_records = sum(1 for batch in self.journal.batches(1000) for _ in batch)
+            except OSError as e:  # a journal another user left (sudo mitmdump): retried like the rest
+                self._failed(e, f"journal {self.journal.path}")
         delay, retry_at, status_at, stopping, failures = self.backoff[0], 0.0, 0.0, False, 0
         while True:
             now = time.monotonic()
@@ -193,30 +198,41 @@ class LedgerStore:
         else:
             record = item
         if self.dropped_starts and kind is CallFinished and record.flow_id in self.dropped_starts:
-            self.dropped_starts.discard(record.flow_id)
-            self._drop(1, None)
+            self._drop(1, None)  # kept in the set: a background call ends twice (its POST, its poll)
             return
         if len(self.pending) >= self.max_pending and not self._spill() and kind is CallStarted:
             # Memory and journal are full: refuse new calls, but still finish those accepted
             # (so at most one finish per pending start comes on top of max_pending).
-            self.dropped_starts.add(record.flow_id)
+            self.dropped_starts[record.flow_id] = None
+            if len(self.dropped_starts) > _DROPPED_STARTS:
+                del self.dropped_starts[next(iter(self.dropped_starts))]
             self._drop(1, None)
             return
         self.pending.append(record)
 
     def _write_all(self) -> bool:
         """The journal, then the records in memory, into the ledger; False if it failed."""
+        journal_read = True
         try:
+            if self.con is not None and self.backend.replaced():
+                self._close()  # the file was deleted or replaced: writing on would lose the rows
             if self.con is None:
                 self.con = self.backend.open(self.busy_timeout)
             if self.journal_bytes:
-                for batch in self.journal.batches(self.max_batch):
-                    self._write_records(batch, replayed=True)
-                self.journal.remove()
-                if self.journal.unreadable_lines:
-                    self._drop(self.journal.unreadable_lines, "torn or unreadable lines in the journal")
-                self.written += self.journal_records
-                self.journal_records = self.journal_bytes = 0
+                try:
+                    for batch in self.journal.batches(self.max_batch):
+                        self._write_records(batch, replayed=True)
+                    self.journal.remove()
+                except OSError as e:
+                    # Unreadable (its permissions): what is in memory is still written, since rows
+                    # do not depend on the order records come in; the journal is tried again.
+                    self._failed(e, f"journal {self.journal.path}")
+                    journal_read = False
+                else:
+                    if self.journal.unreadable_lines:
+                        self._drop(self.journal.unreadable_lines, "torn or unreadable lines in the journal")
+                    self.written += self.journal_records
+                    self.journal_records = self.journal_bytes = 0
             if self.pending:
                 self._write_records(self.pending)
                 self.written += len(self.pending)
@@ -225,6 +241,8 @@ class LedgerStore:
             self._failed(e)
             if self.con is not None and not self.backend.still_usable(self.con, e):
                 self._close()  # not only busy: open it afresh next time
+            return False
+        if not journal_read:
             return False
         if self.failing:
             log.warning("usage-ledger: %s is writable again; every record kept meanwhile is written", self.name)
