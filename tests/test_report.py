@@ -206,6 +206,8 @@ def test_every_iso_date_is_a_day_and_no_bound_is_a_traceback():
 
 def test_formatting():
     assert report.fmt_cost(None) == "-"
+    assert report.fmt_cost(4.2e-11) == "$4.2e-11" and report.fmt_cost(1.5e-10) == "$1.5e-10"  # never "$0.0000000000"
+    assert report.fmt_cost(1.5e-9) == "$0.0000000015"
     assert report.fmt_cost(0) == "$0.00"
     assert report.fmt_cost(1234.5) == "$1,234.50"
     assert report.fmt_cost(0.0123) == "$0.0123"

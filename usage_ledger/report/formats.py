@@ -60,7 +60,8 @@ def fmt_tokens(n: int | None) -> str:
 
 
 def fmt_cost(usd: float | None) -> str:
-    """$1,234.56 / $0.0123 / $0.000042: two significant digits at least, never a fake $0."""
+    """$1,234.56 / $0.0123 / $0.000042 / $4.2e-11: two significant digits at least, never a
+    fake $0."""
     if usd is None:
         return "-"
     size = abs(usd)
@@ -68,7 +69,8 @@ def fmt_cost(usd: float | None) -> str:
         return f"${usd:,.2f}"
     if size >= 0.01 or size == 0:
         return f"${usd:.4f}" if size else "$0.00"
-    return f"${usd:.{min(10, 1 - math.floor(math.log10(size)))}f}"
+    places = 1 - math.floor(math.log10(size))
+    return f"${usd:.{places}f}" if places <= 10 else f"${usd:.1e}"
 
 
 def fmt_key(key: str | None) -> str:
