@@ -156,3 +156,36 @@ def test_the_cost_reaches_the_flow_comment_after_the_writer_priced_it(tmp_path):
     cost = con.execute("select cost_usd from requests").fetchone()[0]
     assert comments[0] == "gpt-5-2025-08-07 · 8 in / 82 out"
     assert cost is not None and comments[1] == f"gpt-5-2025-08-07 · 8 in / 82 out · ${cost:.6f}"
+
+
+def test_a_call_in_flight_when_ledger_db_changes_is_whole_in_the_new_ledger(tmp_path):
+    """mitmweb's options or the console's `:set` may point the proxy at another ledger while a
+    call is in flight: its row is whole there, and closed (not left pending) in the old one."""
+    old, new = tmp_path / "a.db", tmp_path / "b.db"
+    flow = recorded_case(NONSTREAM_CASE).copy()
+    ledger = UsageLedger()
+
+    async def run() -> None:
+        with taddons.context(ledger) as tctx:
+            tctx.configure(ledger, ledger_db=str(old))
+            response, flow.response = flow.response, None
+            ledger.request(flow)
+            tctx.configure(ledger, ledger_db=str(new))
+            flow.response = response
+            ledger.responseheaders(flow)
+            pass_on(response, random.Random(1))
+            await ledger.response(flow)
+            ledger.done()
+
+    asyncio.run(run())
+
+    def rows(db: Path) -> list[tuple]:
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("SELECT outcome, host, api, input_tokens, error FROM requests").fetchall()
+        finally:
+            con.close()
+
+    assert rows(new) == [("ok", "api.openai.com", "openai-chat", 8, None)]
+    assert rows(old) == [("proxy_stopped", "api.openai.com", "openai-chat", None,
+                          f"the ledger was switched to {new} during the call")]

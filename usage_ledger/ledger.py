@@ -154,9 +154,19 @@ class UsageLedger:
                 return
             old, self.store = self.store, store
             if old is not None:
+                self.move_open_calls(old, store)
                 old.close()
             self.no_inject_hosts |= store.hosts_without_stream_options
             log.info("usage-ledger: writing to %s", store.name)
+
+    def move_open_calls(self, old: LedgerStore, new: LedgerStore) -> None:
+        """`ledger_db` changed while calls were in flight: each one's row is made whole in the
+        new ledger (its start again, its end when it comes), and closed in the old one as
+        `proxy_stopped`, saying where it went, instead of staying `pending` there for good."""
+        machine = ctx.options.ledger_machine or None
+        for call in self.calls.values():
+            new.submit(call.started_record(call.flow, machine))
+            old.submit(call.unread(call.flow, "proxy_stopped", f"the ledger was switched to {new.name} during the call"))
 
     def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
         if self.store is not None:
