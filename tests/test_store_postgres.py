@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -77,6 +78,49 @@ def test_a_server_away_keeps_every_record_and_the_writer_reconnects(pg_server, s
     assert "writer:   stopped" in capsys.readouterr().out
     assert SECRET not in caplog.text and SECRET not in local_texts(tmp_path / "data")
     assert "is writable again" in caplog.text
+
+
+def server_processes(pg_server) -> list[int]:
+    """The postmaster and every process it forked."""
+    main_pid = int((pg_server.data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == main_pid:
+            children.append(int(stat.parent.name))
+    return [main_pid, *children]
+
+
+def test_a_server_that_hangs_at_shutdown_leaves_what_the_writer_holds_in_the_journal(pg_server, secret_url):
+    """A server process that stops (SIGSTOP: its host still acknowledges TCP, so no timeout of
+    libpq's fires) holds the writer in its write: close() gives up waiting and puts what the
+    writer holds in the journal, which the next start replays."""
+    url = secret_url
+    local, _ = local_files(url)
+    store = LedgerStore(url, **FAST)
+    store.submit(started(0))
+    store.submit(finished(0))
+    until(lambda: store.written == 2, what="the first call written")
+    pids = server_processes(pg_server)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for i in range(1, 4):
+            store.submit(started(i))
+            store.submit(finished(i))
+        until(lambda: store.pending and store.queue.qsize() == 0, what="the writer holding the records")
+        store.close(timeout=2)
+        assert store.thread.is_alive()  # still in its write
+        assert os.path.getsize(journal_path(local)) > 0
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    store.thread.join(60)
+    LedgerStore(url, **FAST).close()
+    assert_complete(ledger_rows(url), 4)
 
 
 def test_a_url_libpq_cannot_read_is_refused_without_its_password(secret_url):

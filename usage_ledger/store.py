@@ -103,6 +103,33 @@ class LedgerStore:
             self.queue.put(_STOP)
             self.stopping.set()
             self.thread.join(timeout)
+            if self.thread.is_alive():
+                self._rescue()
+
+    def _rescue(self) -> None:
+        """close() timed out: the writer is stuck in a call the database does not answer (a
+        PostgreSQL server that hangs while its host still acknowledges TCP, so no timeout of
+        libpq's fires). What it holds goes to the journal from here: the next start replays it,
+        and should the stuck write still succeed, replaying writes the same rows again."""
+        records = list(self.pending)
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is CallEnded:
+                item = self.pricer.finish(item)
+            if type(item) in _ROWS or type(item) is HostRejectsStreamOptions:
+                records.append(item)
+        if not records:
+            return
+        try:
+            self.journal.append(records)
+        except OSError as e:
+            self._drop(len(records), f"the ledger did not answer at shutdown and the journal cannot be written: {e}")
+            return
+        log.error("usage-ledger: %s did not answer within the shutdown timeout; %d records went to the journal "
+                  "%s, replayed at the next start", self.name, len(records), self.journal.path)
 
     # --- the writer thread ---------------------------------------------------------------------
 
