@@ -243,3 +243,43 @@ def test_the_message_names_budget_limit_spend_and_reset():
     assert message(refused, t.zone) == ("usage-ledger budget 'daily' is used up: $20.03 spent today of its "
                                         "$20.00 limit; it resets 2026-12-03 00:00 CET")
     assert retry_after(refused, NOON) == 11 * 3600
+
+
+@pytest.mark.parametrize(("tz", "start", "end"), [
+    ("IST-5:30", "2026-12-01T18:30:00+00:00", "2026-12-02T18:30:00+00:00"),
+    ("<+0530>-5:30", "2026-12-01T18:30:00+00:00", "2026-12-02T18:30:00+00:00"),
+    ("EST5EDT,M3.2.0,M11.1.0", "2026-12-02T05:00:00+00:00", "2026-12-03T05:00:00+00:00"),
+])
+def test_a_posix_tz_rule_sets_the_days_as_the_c_library_reads_it(monkeypatch, tz, start, end):
+    """`TZ=IST-5:30` is no zone name zoneinfo knows, but the machine's clock (`date`) follows it,
+    and so do the budgets' days."""
+    import time
+
+    from usage_ledger.budgets.config import local_zone
+
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        bounds = period_bounds("day", NOON, local_zone())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (bounds[0].isoformat(), bounds[1].isoformat()) == (start, end)
+
+
+def test_a_posix_rule_with_dst_follows_it_through_the_year(monkeypatch):
+    import time
+
+    from usage_ledger.budgets.config import local_zone
+
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")
+    time.tzset()
+    try:
+        zone = local_zone()
+        summer = period_bounds("day", datetime(2026, 7, 1, 12, tzinfo=UTC), zone)
+        spring = period_bounds("day", datetime(2026, 3, 8, 12, tzinfo=UTC), zone)  # 23 hours
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert summer[0] == datetime(2026, 7, 1, 4, tzinfo=UTC)
+    assert spring[1] - spring[0] == timedelta(hours=23)

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .libc_zone import LibcZone
+
 
 class BudgetFileError(ValueError):
     """A bad budget file; the message is one line naming the file and the problem."""
@@ -106,14 +108,15 @@ class BudgetFile(BaseModel):
 
 
 def local_zone() -> tzinfo:
-    """The machine's zone with its DST rules: `$TZ` when it names one, else /etc/localtime,
-    else the current fixed offset."""
+    """The machine's zone with its DST rules: `$TZ` when it names one, else as the C library
+    reads it (a POSIX rule such as `IST-5:30`), else /etc/localtime, else the current fixed
+    offset."""
     name = os.environ.get("TZ", "").lstrip(":")
     if name:
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            pass
+            return LibcZone()
     try:
         with open("/etc/localtime", "rb") as f:
             return ZoneInfo.from_file(f, key="localtime")
