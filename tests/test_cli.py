@@ -343,3 +343,21 @@ def test_backup_while_the_proxy_writes_has_every_row_committed_before(tmp_path):
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again = usage_ledger(tmp_path, "backup", "--db", str(db), str(tmp_path / "copy.db"))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_a_ledger_from_an_older_version_says_what_to_do(tmp_path, capsys, monkeypatch):
+    """A backup taken before `machine` existed: not `no such column: machine` alone, but why and
+    what brings it up to date."""
+    from usage_ledger import migrations
+    from usage_ledger.cli import main
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    migrations.migrate(con)
+    con.commit()
+    con.close()
+    monkeypatch.undo()
+    assert main(["report", "--db", str(db), "--by", "machine"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such column" in err and "older version" in err and "next time it starts" in err

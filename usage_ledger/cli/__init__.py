@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage-ledger: error: {e}", file=sys.stderr)
         return 2
     except db_errors() as e:  # the server went away mid-command, say; the message without a password
-        print(f"usage-ledger: error: ledger: {one_line(e, getattr(args, 'db', None) or '')}", file=sys.stderr)
+        message = one_line(e, getattr(args, "db", None) or "")
+        if "no such column" in message or "does not exist" in message and "column" in message:
+            message += (" (the ledger was written by an older version and is not migrated yet: the proxy "
+                        "brings it up to date, keeping every row, the next time it starts with this ledger_db)")
+        print(f"usage-ledger: error: ledger: {message}", file=sys.stderr)
         return 2
     except OSError as e:
         if isinstance(e, BrokenPipeError):  # `usage-ledger tail | head`
