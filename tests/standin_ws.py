@@ -11,6 +11,8 @@ behaviour with `"metadata": {"standin_fault": ...}`:
   close-midway     the server drops the TCP connection after the deltas, before the end
   error-429        one `error` event with `"status": 429` (Codex's wrapped HTTP error)
   stall            the deltas, then nothing until the client goes
+  end-when-asked   the deltas; `response.completed` only once the client sends
+                   `{"type": "standin.finish"}` (so a test can stop the proxy in between)
 
 Every message the client sent is kept in StandIn.ws_messages (parsed JSON).
 """
@@ -64,6 +66,7 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         await send(ev.TextMessage(json.dumps(obj)))
 
     text = ""
+    held: list[dict] = []  # terminal events that end-when-asked keeps back
     while not closed:
         for event in ws.events():
             if isinstance(event, ev.Request):
@@ -90,13 +93,16 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                     if not await session.on_message(message, send_json, writer):
                         return
                     continue
+                if message.get("type") == "standin.finish" and held:
+                    await send_json(held.pop(0))
+                    continue
                 if message.get("type") != "response.create":
                     continue
                 number += 1
                 if answer is not None:
                     for event in answer(message):
                         await send_json(event)
-                elif not await respond(send_json, number, message, writer):
+                elif not await respond(send_json, number, message, writer, held):
                     return
         if closed:
             break
@@ -106,8 +112,10 @@ async def serve_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         ws.receive_data(data)
 
 
-async def respond(send_json, number: int, message: dict, writer: asyncio.StreamWriter) -> bool:
-    """Answer one response.create; False once the connection is to be dropped."""
+async def respond(send_json, number: int, message: dict, writer: asyncio.StreamWriter,
+                  held: list[dict] | None = None) -> bool:
+    """Answer one response.create; False once the connection is to be dropped. `held` gets the
+    terminal event end-when-asked keeps back."""
     model = message.get("model") or "gpt-5.1-codex"
     fault = (message.get("metadata") or {}).get("standin_fault", "")
     warmup = message.get("generate") is False
@@ -134,6 +142,10 @@ async def respond(send_json, number: int, message: dict, writer: asyncio.StreamW
         await send_json({"type": "response.output_item.done", "output_index": 0, "item": {
             "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}]}})
-    await send_json({"type": "response.completed", "sequence_number": 9,
-                     "response": response_object(number, model, "completed", usage_for(number, warmup))})
+    completed = {"type": "response.completed", "sequence_number": 9,
+                 "response": response_object(number, model, "completed", usage_for(number, warmup))}
+    if fault == "end-when-asked" and held is not None:
+        held.append(completed)
+        return True
+    await send_json(completed)
     return True

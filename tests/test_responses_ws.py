@@ -103,3 +103,41 @@ def test_the_addon_keeps_only_the_latest_message_unless_asked():
     assert [type(r).__name__ for r in records] == ["CallStarted", "CallEnded"] * 3
     assert [r.row.input_tokens for r in records[1::2]] == [1, 2, 3]
     assert run(keep=True)[0] == 9
+
+
+def test_a_response_in_flight_when_ledger_db_changes_is_whole_in_the_new_ledger(tmp_path):
+    import asyncio
+    import sqlite3
+
+    old, new = tmp_path / "a.db", tmp_path / "b.db"
+    ledger, flow = UsageLedger(), tflow.twebsocketflow()
+    flow.request.path = "/v1/responses"
+    flow.websocket.messages.clear()
+
+    def push(from_client: bool, content: bytes) -> None:
+        flow.websocket.messages.append(WebSocketMessage(1, from_client, content))
+        ledger.websockets.websocket_message(flow)
+
+    async def run() -> None:
+        with taddons.context(ledger) as tctx:
+            tctx.configure(ledger, ledger_db=str(old))
+            ledger.websockets.websocket_start(flow)
+            push(True, create())
+            push(False, event("response.created", 1))
+            tctx.configure(ledger, ledger_db=str(new))
+            push(False, event("response.completed", 1, {"input_tokens": 8, "output_tokens": 1, "total_tokens": 9}))
+            ledger.websockets.websocket_end(flow)
+            ledger.done()
+
+    asyncio.run(run())
+
+    def rows(db) -> list[tuple]:
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("SELECT outcome, api, host, input_tokens FROM requests").fetchall()
+        finally:
+            con.close()
+
+    host = flow.request.pretty_host
+    assert rows(new) == [("ok", "openai-responses", host, 8)]
+    assert rows(old) == [("proxy_stopped", "openai-responses", host, None)]

@@ -6,6 +6,7 @@ redirected to the stand-in's TLS WebSocket server; rows read back from SQLite.""
 from __future__ import annotations
 
 import json
+import signal
 import ssl
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .proxy import Proxy
+from .proxy import Proxy, wait_until
 from .standin import StandIn
 from .standin_ws import usage_for
 
@@ -151,3 +152,20 @@ def test_an_error_event_with_a_status_is_an_http_error(proxy, tls_standin):
         "http_error", 429, "The usage limit has been reached")
     assert rows[1]["outcome"] == "ok" and tokens(rows[1]) == expected(2)
 
+
+def test_a_stopping_proxy_waits_for_a_websocket_response_in_flight(tmp_path, tls_standin):
+    """Ctrl-C while Codex's response streams: the proxy keeps serving it within
+    ledger_shutdown_grace, as it does HTTP calls, and its row ends as it ended."""
+    with Proxy(tmp_path, "ssl_insecure=true", "ledger_shutdown_grace=30",
+               env={"STANDIN_PORT": str(tls_standin.port)}, scripts=(REDIRECT,)) as proxy:
+        with open_socket(proxy) as ws:
+            create(ws, fault="end-when-asked")
+            until(ws, "response.output_item.added")
+            proxy.proc.send_signal(signal.SIGINT)
+            wait_until(lambda: "waiting up to" in proxy.log_path.read_text(), 30, "the shutdown wait")
+            ws.send(json.dumps({"type": "standin.finish"}))
+            events = until(ws, "response.completed")
+        assert events[-1]["response"]["usage"]["total_tokens"] == expected(1)[-1]
+        proxy.proc.wait(60)  # it ends by itself once nothing is in flight
+        (row,) = proxy.wait_rows(1)
+    assert (row["outcome"], row["error"]) == ("ok", None) and tokens(row) == expected(1)

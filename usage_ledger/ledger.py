@@ -63,7 +63,8 @@ class UsageLedger:
         self.no_inject_hosts: set[str] = set(HOSTS_NOT_NEEDING_STREAM_OPTIONS)
         self.rows_written: list = []  # called by the store's writer thread with written rows
         self.budgets = Budgets(self)
-        self.websockets = WebSocketCalls(self.submit, lambda row_id: self.budgets.priced_then(row_id, None))
+        self.websockets = WebSocketCalls(self.submit, lambda row_id: self.budgets.priced_then(row_id, None),
+                                         ended=self.notice_all_ended)
         # mitmproxy runs sub-addons' hooks too, after ours
         self.addons = [LocalOnly(), OtelExport(self.rows_written), self.websockets, self.budgets,
                        WebColumns()]
@@ -164,9 +165,11 @@ class UsageLedger:
         new ledger (its start again, its end when it comes), and closed in the old one as
         `proxy_stopped`, saying where it went, instead of staying `pending` there for good."""
         machine = ctx.options.ledger_machine or None
+        why = f"the ledger was switched to {new.name} during the call"
         for call in self.calls.values():
             new.submit(call.started_record(call.flow, machine))
-            old.submit(call.unread(call.flow, "proxy_stopped", f"the ledger was switched to {new.name} during the call"))
+            old.submit(call.unread(call.flow, "proxy_stopped", why))
+        self.websockets.move_open_responses(old.submit, new.submit, why)
 
     def submit(self, record: CallStarted | CallEnded | CallFinished | HostRejectsStreamOptions) -> None:
         if self.store is not None:
@@ -263,7 +266,11 @@ class UsageLedger:
             flow.comment = describe(ended.row, priced=False)
             self.submit(ended)
         self.background.remember(call)
-        if not self.calls and self.all_ended is not None:
+        self.notice_all_ended()
+
+    def notice_all_ended(self) -> None:
+        """While the proxy stops: set `all_ended` once no call is in flight, HTTP or WebSocket."""
+        if self.all_ended is not None and not self.calls and not self.websockets.in_flight():
             self.all_ended.set()
 
     def done(self):
@@ -273,14 +280,15 @@ class UsageLedger:
         An unload cannot wait (mitmproxy calls `done` synchronously then)."""
         master = getattr(ctx, "master", None)
         stopping = master is not None and master.should_exit.is_set()
-        if stopping and self.calls and self.shutdown_grace > 0:
+        if stopping and (self.calls or self.websockets.in_flight()) and self.shutdown_grace > 0:
             return self.wait_then_close(self.shutdown_grace)
         self.close("proxy stopped before the call ended")
         return None
 
     async def wait_then_close(self, grace: float) -> None:
         self.all_ended = asyncio.Event()
-        log.info("usage-ledger: waiting up to %g s for %d call(s) in flight to end", grace, len(self.calls))
+        log.info("usage-ledger: waiting up to %g s for %d call(s) in flight to end", grace,
+                 len(self.calls) + self.websockets.in_flight())
         loop = asyncio.get_running_loop()
         again = (signal.SIGINT, signal.SIGTERM)
         try:
@@ -295,8 +303,9 @@ class UsageLedger:
         finally:
             for signum in again:
                 loop.remove_signal_handler(signum)
-        if self.calls:
-            log.warning("usage-ledger: %d call(s) still open at shutdown; recorded as proxy_stopped", len(self.calls))
+        if self.calls or self.websockets.in_flight():
+            log.warning("usage-ledger: %d call(s) still open at shutdown; recorded as proxy_stopped",
+                        len(self.calls) + self.websockets.in_flight())
         self.close(f"proxy stopped before the call ended (within ledger_shutdown_grace {grace:g} s)")
 
     def close(self, reason: str) -> None:

@@ -51,11 +51,30 @@ class WebSocketCalls:
     """Sub-addon of UsageLedger: `submit` hands records to its ledger."""
 
     def __init__(self, submit: Callable[[object], None],
-                 then_for: Callable[[str], Callable | None] = lambda row_id: None) -> None:
-        """then_for(row id): the writer's callback for that row once priced (records.CallEnded.then)."""
+                 then_for: Callable[[str], Callable | None] = lambda row_id: None,
+                 ended: Callable[[], None] = lambda: None) -> None:
+        """then_for(row id): the writer's callback for that row once priced (records.CallEnded.then);
+        ended(): called after a response's row ended (a stopping proxy waits for the last)."""
         self.submit = submit
         self.then_for = then_for
+        self.ended = ended
         self.connections: dict[str, Connection] = {}
+
+    def in_flight(self) -> int:
+        """Responses asked for and not ended yet, on every connection."""
+        return sum(len(connection.socket.open) for connection in self.connections.values())
+
+    def move_open_responses(self, old: Callable[[object], None], new: Callable[[object], None], why: str) -> None:
+        """`ledger_db` changed: each open response's row starts again in the new ledger, and ends
+        in the old one as `proxy_stopped`, without the usage its new row will have."""
+        for connection in self.connections.values():
+            flow = connection.flow
+            for response in connection.socket.open:
+                if not response.announced:
+                    continue  # its start has not been written anywhere yet
+                new(self.started_record(flow, connection, response))
+                ended = self.ended_record(flow, connection, response, "proxy_stopped", why)
+                old(replace(ended, row=ended.row._replace(**usage_columns(None)), usage=None, then=None))
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -113,6 +132,7 @@ class WebSocketCalls:
             self.submit(self.started_record(flow, connection, response))
         if response.ended:
             self.submit(self.ended_record(flow, connection, response))
+            self.ended()
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         connection = self.connections.pop(flow.id, None)
@@ -139,6 +159,7 @@ class WebSocketCalls:
         response.ended_at = time.time()
         ended = self.ended_record(flow, connection, response, "blocked", error)
         self.submit(replace(ended, row=ended.row._replace(status_code=None)))
+        self.ended()
 
     def close(self, flow: http.HTTPFlow, connection: Connection, outcome: str, error: str) -> None:
         now = time.time()
@@ -146,6 +167,7 @@ class WebSocketCalls:
             response.ended_at = now
             self.submit(self.ended_record(flow, connection, response, outcome, error))
         connection.socket.open.clear()
+        self.ended()
 
     def close_all(self, outcome: str, error: str) -> None:
         """The proxy stops: responses still open end with the usage seen so far."""
