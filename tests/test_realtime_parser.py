@@ -136,3 +136,29 @@ def test_audio_and_cached_audio_are_priced_at_their_own_rates():
                            when=datetime(2026, 12, 1, tzinfo=UTC))
     # 300·4 + 100·0.4 + 500·32 + 100·0.4 + 50·16 + 250·64 = 34080 per million
     assert price.cost_usd == 0.03408
+
+
+def test_a_repeated_response_done_is_not_a_second_response():
+    socket = RealtimeSocket("gpt-realtime")
+    socket.client_message(json.dumps({"type": "response.create", "response": {}}).encode(), 1)
+    socket.server_message(json.dumps({"type": "response.created", "response": {"id": "r1"}}).encode(), 2)
+    done = json.dumps({"type": "response.done", "response": {"id": "r1", "status": "completed", "usage": {
+        "input_tokens": 100, "output_tokens": 1, "total_tokens": 101}}}).encode()
+    assert socket.server_message(done, 3).number == 1
+    assert socket.server_message(done, 4) is None and socket.created == 1
+
+
+def test_an_error_about_another_client_event_leaves_the_unanswered_create_alone():
+    socket = RealtimeSocket("gpt-realtime")
+    socket.client_message(json.dumps({"type": "input_audio_buffer.commit"}).encode(), 1)
+    socket.client_message(json.dumps({"type": "response.create", "response": {}}).encode(), 1.1)
+    error = {"type": "error", "error": {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty",
+                                        "message": "buffer too small", "event_id": None}}
+    assert socket.server_message(json.dumps(error).encode(), 2) is None
+    socket.server_message(json.dumps({"type": "response.created", "response": {"id": "r1"}}).encode(), 3)
+    end = socket.server_message(json.dumps({"type": "response.done", "response": {
+        "id": "r1", "status": "completed", "usage": {"input_tokens": 100}}}).encode(), 4)
+    assert end.number == 1 and socket.created == 1 and not end.tracker.error
+    busy = {"type": "error", "error": {"code": "conversation_already_has_active_response", "message": "busy"}}
+    socket.client_message(json.dumps({"type": "response.create", "response": {}}).encode(), 5)
+    assert socket.server_message(json.dumps(busy).encode(), 6).number == 2  # a refusal, by its code

@@ -141,3 +141,31 @@ def test_a_response_in_flight_when_ledger_db_changes_is_whole_in_the_new_ledger(
     host = flow.request.pretty_host
     assert rows(new) == [("ok", "openai-responses", host, 8)]
     assert rows(old) == [("proxy_stopped", "openai-responses", host, None)]
+
+
+def usage_of(n: int) -> dict:
+    return {"input_tokens": n, "output_tokens": 1, "total_tokens": n + 1}
+
+
+def test_a_terminal_event_repeated_for_an_ended_response_ends_no_other():
+    socket = ResponsesSocket()
+    socket.client_message(create(), 1)
+    socket.server_message(event("response.created", 1), 2)
+    assert socket.server_message(event("response.completed", 1, usage_of(100)), 3).number == 1
+    socket.client_message(create(), 4)
+    assert socket.server_message(event("response.done", 1, usage_of(100)), 5) is None  # resp_1's, again
+    socket.server_message(event("response.created", 2), 6)
+    end = socket.server_message(event("response.completed", 2, usage_of(200)), 7)
+    assert end.number == 2 and end.tracker.usage().input_tokens == 200
+
+
+def test_a_terminal_event_without_an_id_ends_the_oldest_response():
+    """Two creates in flight, the first one named: an id-less response.completed is the first's
+    (the server answers in order), not the second's because that one is still unnamed."""
+    socket = ResponsesSocket()
+    socket.client_message(create(), 1)
+    socket.client_message(create("gpt-5-mini"), 1.5)
+    socket.server_message(event("response.created", 1), 2)
+    end = socket.server_message(json.dumps({"type": "response.completed", "response": {
+        "usage": usage_of(100), "status": "completed"}}).encode(), 3)
+    assert end.number == 1 and end.model_requested == "gpt-5.1-codex"

@@ -31,6 +31,7 @@ those are parsed.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +43,9 @@ from .openai_responses_ws import WsResponse, json_object, response_create
 API = "openai-realtime"
 PATHS = re.compile(r"/realtime$")
 
+_ABOUT_A_RESPONSE = re.compile(r"response", re.I)
+"""An `error` naming no client event refuses a response.create only when it speaks of a response
+(`conversation_already_has_active_response`), not of another event (`input_audio_buffer_commit_empty`)."""
 _MATTERS = re.compile(rb'"type"\s*:\s*"(session\.(created|updated)|response\.(created|done)|error)"')
 
 
@@ -112,6 +116,8 @@ class RealtimeSocket:
     """The session's model (`session.created`), once the server has named it."""
     open: list[RealtimeResponse] = field(default_factory=list)
     created: int = 0
+    ended_ids: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    """Ids of the last responses that ended: their events, repeated, start no new one."""
 
     def client_message(self, content: bytes, at: float) -> RealtimeResponse | None:
         """A client text message: the new response when it is a `response.create`."""
@@ -141,6 +147,8 @@ class RealtimeSocket:
             return None
         inner = event.get("response") if isinstance(event.get("response"), dict) else {}
         response_id = inner.get("id") if isinstance(inner.get("id"), str) else None
+        if response_id is not None and response_id in self.ended_ids and self._by_id(response_id) is None:
+            return None  # a response.done repeated: that response has its row
         response = self._by_id(response_id) or self._unanswered() or self._new(at)
         response.response_id = response.response_id or response_id
         if response.first_event_at is None:
@@ -151,6 +159,8 @@ class RealtimeSocket:
         response.tracker.model = self.model or self.model_requested
         response.ended_at = at
         self.open.remove(response)
+        if response.response_id is not None:
+            self.ended_ids.append(response.response_id)
         return response
 
     def _new(self, at: float, by_client: bool = False, event_id: str | None = None) -> RealtimeResponse:
@@ -180,6 +190,8 @@ class RealtimeSocket:
         """The response.create an `error` event refuses, ended, if it refuses one."""
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
         named = error.get("event_id") if isinstance(error.get("event_id"), str) else None
+        if named is None and not _ABOUT_A_RESPONSE.search(f"{error.get('code')} {error.get('message')}"):
+            return None  # about another client event (an empty audio buffer committed, say)
         response = self._unanswered(named)
         if response is None:
             return None

@@ -17,6 +17,7 @@ Pure: message bytes in, calls out. Almost every server message is a delta: a reg
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,8 @@ class ResponsesSocket:
 
     open: list[WsResponse] = field(default_factory=list)
     created: int = 0
+    ended_ids: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    """Ids of the last responses that ended: a terminal event repeated for one ends no other."""
 
     def client_message(self, content: bytes, at: float) -> WsResponse | None:
         """A client text message: the new response when it is a `response.create`."""
@@ -107,21 +110,27 @@ class ResponsesSocket:
             response.tracker.error = response.tracker.error or error_message(event) or "error"
         response.ended_at = at
         self.open.remove(response)
+        if response.response_id is not None:
+            self.ended_ids.append(response.response_id)
         return response
 
     def _for(self, response_id: Any, kind: str) -> WsResponse | None:
-        """The open response an event is about: by its id, else the oldest one the server has
-        not named yet (for `response.created`, and an `error` refusing a request), else the
+        """The open response an event is about. With an id: the one it names, else none if that
+        one has ended (a terminal event repeated), else the oldest the server has not named yet
+        (it names it here first). Without: for `response.created` and an `error` (refusing a
+        request) the oldest not named yet; else, and for an `error` when all are named, the
         oldest (an `error` mid-response ends it)."""
         if isinstance(response_id, str):
             for response in self.open:
                 if response.response_id == response_id:
                     return response
-        for response in self.open:
-            if response.response_id is None:
-                return response
-        if kind == "response.created":
-            return None
+            if response_id in self.ended_ids:
+                return None
+            return next((r for r in self.open if r.response_id is None), None)
+        if kind in ("response.created", "error"):
+            unnamed = next((r for r in self.open if r.response_id is None), None)
+            if unnamed is not None or kind == "response.created":
+                return unnamed
         return self.open[0] if self.open else None
 
 
