@@ -309,3 +309,17 @@ def test_a_journal_the_proxy_cannot_read_neither_stops_the_writer_nor_holds_up_t
     path.chmod(0o600)
     LedgerStore(db, **FAST).close()  # the next start, the journal readable again, replays it
     assert_complete(ledger_rows(db), 6)
+
+
+def test_with_memory_full_and_no_journal_a_new_record_does_not_write_all_the_others_again(unwritable_ledger):
+    """Each refused record used to re-encode every record held (60 ms each for 10,000), so the
+    writer fell far behind the proxy: a failed journal is tried again at most once a second."""
+    db = unwritable_ledger
+    Path(journal_path(str(db))).mkdir()
+    store = LedgerStore(db, max_pending=5, **{**FAST, "backoff": (5.0, 5.0)})  # few ledger attempts
+    for i in range(500):
+        store.submit(started(i))
+    until(lambda: store.dropped == 495, what="the refused starts")
+    attempts = store.failed_attempts
+    store.close()
+    assert attempts < 100  # a handful of seconds' worth, not one per refused record

@@ -83,9 +83,9 @@ class Journal:
         """Add records at the end, on disk before returning (fsync); returns the bytes written.
         Raises OSError when the file cannot be written: what part of them was written (a full
         disk) is cut off again, so the journal holds all of them or none; the caller keeps them."""
-        data = b"".join(encode(r) for r in records)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # before encoding: fail fast
         try:
+            data = b"".join(encode(r) for r in records)
             size = os.fstat(fd).st_size
             if size and _last_byte(self.path, size) != b"\n":
                 data = b"\n" + data  # a crash tore the last line: keep it from swallowing ours

@@ -75,6 +75,7 @@ class LedgerStore(Flush):
         self.last_error_at: str | None = None
         self.started_at = now_utc()
         self.failing = False
+        self.spill_failed_at = -1e9  # time.monotonic() of the last journal append that failed
         self.con = None  # a sqlite3 or psycopg connection, or None until one can be opened
         try:
             self.con = backend.open(busy_timeout)
@@ -156,7 +157,7 @@ class LedgerStore(Flush):
                     if failures >= 2 and self.pending:  # not a passing hiccup: on disk, safe from a crash
                         self._spill()
             if stopping:
-                if self.pending and not self._spill():
+                if self.pending and not self._spill(force=True):
                     self._drop(len(self.pending), "the proxy stopped and the journal cannot be written")
                 break
             if now >= status_at:
@@ -237,11 +238,18 @@ class LedgerStore(Flush):
             return
         self.pending.append(record)
 
-    def _spill(self) -> bool:
-        """Move the records in memory to the end of the journal; False if it cannot be written."""
+    def _spill(self, force: bool = False) -> bool:
+        """Move the records in memory to the end of the journal; False if it cannot be written.
+        After a failure it is not tried again for a second: with memory full, every record that
+        comes would otherwise encode all the others again (60 ms each for 10,000). `force`: at
+        shutdown, the last chance."""
+        now = time.monotonic()
+        if not force and now - self.spill_failed_at < 1.0:
+            return False
         try:
             self.journal_bytes += self.journal.append(self.pending)
         except OSError as e:
+            self.spill_failed_at = now
             self._failed(e, f"journal {self.journal.path}")
             return False
         self.journal_records += len(self.pending)
